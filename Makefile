@@ -1,0 +1,82 @@
+# virtforge.libvirt — developer and CI entry points.
+#   make demo    install what is missing, start libvirtd, build the golden image, deploy 3 VMs
+#   make test    lint + unit + integration + end-to-end against a real libvirtd (see docs/testing.md)
+#   make bench   benchmarks (not part of make test), see docs/performance.md
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+BUILD := $(ROOT)/.build
+COLL_ROOT := $(BUILD)/collections
+COLL := $(COLL_ROOT)/ansible_collections/virtforge/libvirt
+SANITY_COPY := $(BUILD)/sanity/ansible_collections/virtforge/libvirt
+export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
+export ANSIBLE_PYTHON_INTERPRETER := $(PY)
+export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
+export PATH := $(VENV)/bin:$(PATH)
+export LIBGUESTFS_BACKEND := direct
+PYTEST_ARGS ?=
+
+.PHONY: deps system-deps venv collection lab lab-down image lint ruff ansible-lint sanity unit \
+        integration e2e test test-quick demo bench build clean
+
+deps: system-deps venv collection
+
+system-deps:
+	@bash hack/install-system-deps.sh
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.stamp
+
+collection:
+	@mkdir -p $(dir $(COLL))
+	@test -L $(COLL) || ln -sfn $(ROOT) $(COLL)
+
+lab: deps
+	@bash tests/lab/lab.sh up
+
+lab-down:
+	@bash tests/lab/lab.sh down
+
+image: lab
+	@bash tests/lab/golden-image.sh
+
+ruff: venv
+	$(VENV)/bin/ruff check plugins tests benchmarks
+
+ansible-lint: venv collection
+	cd $(ROOT) && $(VENV)/bin/ansible-lint --profile production --offline
+
+sanity: venv
+	@rm -rf $(SANITY_COPY) && mkdir -p $(SANITY_COPY)
+	@git ls-files -co --exclude-standard | grep -v -e '^\.venv/' -e '^\.build/' | rsync -a --files-from=- ./ $(SANITY_COPY)/
+	cd $(SANITY_COPY) && $(VENV)/bin/ansible-test sanity --venv --python 3.11 --color no \
+	  --exclude tests/lab/ --exclude hack/ --exclude .ci/ --exclude benchmarks/
+
+lint: ruff ansible-lint sanity
+
+unit: venv collection
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+integration: image
+	$(PY) -m pytest tests/integration -v $(PYTEST_ARGS)
+
+test: deps lint unit integration
+
+test-quick: venv collection lint unit
+
+demo: image
+	$(VENV)/bin/ansible-playbook -i playbooks/inventory/localhost.yml playbooks/demo.yml
+
+bench: image
+	$(PY) benchmarks/run.py
+
+build: venv
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD)/dist
+
+clean:
+	rm -rf $(BUILD) tests/output

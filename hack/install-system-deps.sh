@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the collection's tests, demo and benchmarks need.
+# Idempotent: packages already present are left alone. Run as root on Debian 12.
+set -euo pipefail
+PKGS=(
+  # libvirt + QEMU (libvirt-daemon-system creates the libvirt-qemu user; see docs/testing.md)
+  libvirt-daemon-system libvirt-clients libvirt-dev pkg-config qemu-system-x86 qemu-utils
+  # libguestfs and its appliance kernel; debootstrap for golden images
+  libguestfs-tools linux-image-amd64 debootstrap zstd
+  # conversions
+  virt-v2v nbdkit libnbd-bin
+  # networking in the lab namespace
+  iproute2 iptables dnsmasq-base netcat-openbsd bridge-utils
+  # misc tools used by tests
+  xmlstarlet genisoimage rsync git make
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present"
+  exit 0
+fi
+echo "system packages: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

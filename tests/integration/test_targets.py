@@ -1,0 +1,37 @@
+"""Run every integration target (tests/integration/targets/*) as a playbook against the lab."""
+
+import os
+
+import pytest
+
+from conftest import ROOT, run_playbook
+
+TARGETS_DIR = os.path.join(ROOT, "tests", "integration", "targets")
+
+
+def targets():
+    found = []
+    for name in sorted(os.listdir(TARGETS_DIR)):
+        if not os.path.exists(os.path.join(TARGETS_DIR, name, "tasks", "main.yml")):
+            continue
+        aliases = set()
+        alias_file = os.path.join(TARGETS_DIR, name, "aliases")
+        if os.path.exists(alias_file):
+            with open(alias_file) as handle:
+                aliases = {line.strip() for line in handle if line.strip() and not line.startswith("#")}
+        if "disabled" in aliases:
+            continue
+        found.append(name)
+    return found
+
+
+@pytest.mark.parametrize("target", targets())
+def test_target(lab, target):
+    proc = run_playbook(os.path.join(ROOT, "tests", "integration", "run_target.yml"), dict(lab, vf_target=target))
+    if proc.returncode != 0:
+        pytest.fail("target %s failed (rc=%d)\n%s\n%s" % (target, proc.returncode, proc.stdout[-20000:],
+                                                            proc.stderr[-5000:]))
+
+
+def test_there_are_targets():
+    assert len(targets()) >= 1, "no integration targets found"

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The test lab: a real libvirtd (and virtlogd) running inside a network namespace of its own,
+# so every bridge, tap, dnsmasq and NAT rule libvirt creates lives there and never touches the
+# machine's own network. Ansible and the tests reach libvirtd over its unix socket as usual.
+#
+#   tests/lab/lab.sh up       start (idempotent), define the lab pool and network
+#   tests/lab/lab.sh down     stop libvirtd, destroy lab guests, remove the namespace
+#   tests/lab/lab.sh status
+#   tests/lab/lab.sh restart-libvirtd   (used by the fault tests)
+#
+# On a host with systemd, libvirtd is usually already running: set VF_LAB_SYSTEM=1 to use it as is.
+set -euo pipefail
+NS=${VF_LAB_NS:-vflab}
+LAB_DIR=${VF_LAB_DIR:-/var/lib/virtforge-lab}
+POOL=${VF_LAB_POOL:-vflab}
+NET=${VF_LAB_NET:-vflab-net}
+URI=qemu:///system
+
+log() { printf '[lab] %s\n' "$*" >&2; }
+
+libvirtd_pid() { pgrep -x libvirtd | head -n1 || true; }
+
+ns_of_pid() { readlink "/proc/$1/ns/net" 2>/dev/null || true; }
+
+start_daemons() {
+  mkdir -p /var/log/libvirt /run/libvirt /var/lib/libvirt/images "$LAB_DIR/pool"
+  getent passwd libvirt-qemu >/dev/null || { log "user libvirt-qemu missing: install libvirt-daemon-system"; exit 1; }
+  if ! ip netns list | grep -qw "$NS"; then
+    ip netns add "$NS"
+  fi
+  ip netns exec "$NS" ip link set lo up
+  local pid; pid=$(libvirtd_pid)
+  if [ -n "$pid" ]; then
+    if [ "$(ns_of_pid "$pid")" != "$(ip netns exec "$NS" readlink /proc/self/ns/net)" ]; then
+      log "a libvirtd outside the lab namespace is running (pid $pid); stopping it"
+      kill "$pid"; sleep 1
+    else
+      return 0
+    fi
+  fi
+  pgrep -x virtlogd >/dev/null || ip netns exec "$NS" virtlogd -d
+  ip netns exec "$NS" libvirtd -d
+  for _ in $(seq 1 50); do
+    virsh -c "$URI" version >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  log "libvirtd did not answer on $URI"; exit 1
+}
+
+define_pool_and_net() {
+  if ! virsh -c "$URI" pool-info "$POOL" >/dev/null 2>&1; then
+    virsh -c "$URI" pool-define-as "$POOL" dir --target "$LAB_DIR/pool" >/dev/null
+  fi
+  virsh -c "$URI" pool-info "$POOL" | grep -q running || virsh -c "$URI" pool-start "$POOL" >/dev/null
+  virsh -c "$URI" pool-autostart "$POOL" >/dev/null
+  if ! virsh -c "$URI" net-info "$NET" >/dev/null 2>&1; then
+    # A NAT network inside the lab namespace only: its addresses exist nowhere else.
+    cat > "$LAB_DIR/net.xml" <<XML
+<network>
+  <name>$NET</name>
+  <forward mode='nat'/>
+  <bridge name='vfbr0' stp='off'/>
+  <ip address='10.251.0.1' netmask='255.255.255.0'>
+    <dhcp><range start='10.251.0.100' end='10.251.0.250'/></dhcp>
+  </ip>
+</network>
+XML
+    virsh -c "$URI" net-define "$LAB_DIR/net.xml" >/dev/null
+  fi
+  virsh -c "$URI" net-info "$NET" | grep -q 'Active:.*yes' || virsh -c "$URI" net-start "$NET" >/dev/null
+  virsh -c "$URI" net-autostart "$NET" >/dev/null
+}
+
+case "${1:-status}" in
+  up)
+    if [ "${VF_LAB_SYSTEM:-0}" != 1 ]; then start_daemons; fi
+    define_pool_and_net
+    log "libvirtd $(virsh -c "$URI" version | awk '/libvirt/ {print $NF; exit}') up in namespace $NS; pool $POOL, network $NET"
+    ;;
+  restart-libvirtd)
+    pid=$(libvirtd_pid); [ -n "$pid" ] && kill -9 "$pid"
+    sleep 0.5; rm -f /run/libvirtd.pid
+    ip netns exec "$NS" libvirtd -d
+    for _ in $(seq 1 50); do virsh -c "$URI" version >/dev/null 2>&1 && exit 0; sleep 0.2; done
+    exit 1
+    ;;
+  down)
+    for d in $(virsh -c "$URI" list --all --name 2>/dev/null | grep -E '^(vf|vft|bench)-' || true); do
+      virsh -c "$URI" destroy "$d" >/dev/null 2>&1 || true
+      virsh -c "$URI" undefine "$d" --nvram >/dev/null 2>&1 || virsh -c "$URI" undefine "$d" >/dev/null 2>&1 || true
+    done
+    pid=$(libvirtd_pid); [ -n "$pid" ] && kill "$pid" || true
+    pkill -x virtlogd || true
+    ip netns del "$NS" 2>/dev/null || true
+    ;;
+  status)
+    pid=$(libvirtd_pid)
+    if [ -n "$pid" ]; then echo "libvirtd pid $pid netns $(ip netns identify "$pid" || true)"; else echo "libvirtd not running"; fi
+    virsh -c "$URI" list --all 2>/dev/null || true
+    ;;
+  *) echo "usage: $0 up|down|status|restart-libvirtd" >&2; exit 2 ;;
+esac
