@@ -38,7 +38,7 @@ def parse_xml(text, option=None):
         return etree.fromstring(text, parser)
     except etree.XMLSyntaxError as exc:
         raise VirtforgeError("malformed XML: %s" % exc, option=option,
-                             fix="Pass a complete, well-formed XML document")
+                             fix="Pass a complete, well-formed XML document") from None
 
 
 def to_xml(root):

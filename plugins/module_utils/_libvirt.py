@@ -57,7 +57,7 @@ def connect(uri=None, readonly=False):
     except libvirt.libvirtError as exc:
         raise VirtforgeError(
             "cannot connect to %s: %s" % (uri, exc.get_error_message()), option="uri",
-            fix="Check that libvirtd runs and that the URI is right (default %s)" % DEFAULT_URI)
+            fix="Check that libvirtd runs and that the URI is right (default %s)" % DEFAULT_URI) from None
     if conn is None:  # pragma: no cover - old bindings
         raise VirtforgeError("cannot connect to %s" % uri, option="uri")
     return conn
@@ -105,3 +105,11 @@ def choose_domain_type(conn, uri=None, requested=None, warn=None):
         warn("The host has no usable hardware virtualization (no vmx/svm CPU flag or no KVM); "
              "using domain type 'qemu' (software emulation, slow). Set domain_type to override.")
     return "qemu"
+
+
+# The collection's own domain metadata (tags, image, profile): one element in libvirt's
+# <metadata>, set and read with virDomainSetMetadata/virDomainGetMetadata.
+#   <vf:instance xmlns:vf="urn:virtforge:libvirt:1"><vf:tag>web</vf:tag>...</vf:instance>
+METADATA_NS = "urn:virtforge:libvirt:1"
+METADATA_PREFIX = "vf"
+METADATA_ROOT = "instance"
