@@ -9,7 +9,6 @@ PY := $(VENV)/bin/python
 BUILD := $(ROOT)/.build
 COLL_ROOT := $(BUILD)/collections
 COLL := $(COLL_ROOT)/ansible_collections/virtforge/libvirt
-SANITY_COPY := $(BUILD)/sanity/ansible_collections/virtforge/libvirt
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
 export ANSIBLE_PYTHON_INTERPRETER := $(PY)
 export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
@@ -51,11 +50,27 @@ ruff: venv
 ansible-lint: venv collection
 	cd $(ROOT) && $(VENV)/bin/ansible-lint --profile production --offline
 
-sanity: venv
-	@rm -rf $(SANITY_COPY) && mkdir -p $(SANITY_COPY)
-	@git ls-files -co --exclude-standard | grep -v -e '^\.venv/' -e '^\.build/' | rsync -a --files-from=- ./ $(SANITY_COPY)/
-	cd $(SANITY_COPY) && $(VENV)/bin/ansible-test sanity --venv --python 3.11 --color no \
-	  --exclude tests/lab/ --exclude hack/ --exclude .ci/ --exclude benchmarks/
+# ansible-test provisions its own venvs per sanity test; its pip bootstrap script comes from a host
+# our machines cannot reach, so hack/ansible-test-get-pip.py stands in for it (see docs/testing.md).
+SANITY_VENV := $(BUILD)/sanity-venv
+SANITY_DIR := $(BUILD)/sanity-tree
+ANSIBLE_TEST_CACHE := $(HOME)/.ansible/test/cache
+$(SANITY_VENV)/.stamp: requirements.txt
+	@test -x $(SANITY_VENV)/bin/python || python3 -m venv $(SANITY_VENV)
+	@$(SANITY_VENV)/bin/pip install -q --disable-pip-version-check $$(grep '^ansible-core' requirements.txt)
+	@mkdir -p $(ANSIBLE_TEST_CACHE)/wheels
+	@$(SANITY_VENV)/bin/pip download -q --disable-pip-version-check --no-deps -d $(ANSIBLE_TEST_CACHE)/wheels pip==24.2
+	@cp hack/ansible-test-get-pip.py $(ANSIBLE_TEST_CACHE)/get_pip_24_2.py
+	@touch $@
+
+sanity: $(SANITY_VENV)/.stamp
+	@# ansible-test runs from a tree at ansible_collections/NS/NAME; a git repo of its own there tells it
+	@# which files are the collection's (the enclosing checkout ignores .build/)
+	@rm -rf $(SANITY_DIR) && mkdir -p $(SANITY_DIR)/ansible_collections/virtforge/libvirt
+	@git ls-files -co --exclude-standard | rsync -a --files-from=- ./ $(SANITY_DIR)/ansible_collections/virtforge/libvirt/
+	@cd $(SANITY_DIR)/ansible_collections/virtforge/libvirt && git init -q && git add -A
+	cd $(SANITY_DIR)/ansible_collections/virtforge/libvirt && \
+	  $(SANITY_VENV)/bin/ansible-test sanity --requirements --python 3.11 --color no
 
 lint: ruff ansible-lint sanity
 

@@ -12,7 +12,7 @@ PKGS=(
   # networking in the lab namespace
   iproute2 iptables dnsmasq-base netcat-openbsd bridge-utils
   # misc tools used by tests
-  xmlstarlet genisoimage rsync git make
+  xmlstarlet genisoimage rsync git make shellcheck
 )
 missing=()
 for p in "${PKGS[@]}"; do

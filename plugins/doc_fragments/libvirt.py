@@ -14,8 +14,8 @@ options:
       - libvirt connection URI.
       - When not set, the E(LIBVIRT_DEFAULT_URI) environment variable is used, and when that is
         not set either, V(qemu:///system).
-      - Set it once for all modules of the collection with
-        C(module_defaults: {group/virtforge.libvirt.libvirt: {uri: ...}}).
+      - Set it once for all modules of the collection with the C(group/virtforge.libvirt.libvirt)
+        module defaults group (see the README).
     type: str
 requirements:
   - libvirt-python

@@ -37,7 +37,7 @@ def lab_vars():
 
 @pytest.fixture(scope="session")
 def lab():
-    rc = subprocess.run(["virsh", "-c", URI, "version"], capture_output=True).returncode
+    rc = subprocess.run(["virsh", "-c", URI, "version"], capture_output=True, check=False).returncode
     if rc != 0:
         pytest.fail("the lab libvirtd does not answer: run `make lab` (tests/lab/lab.sh up) first")
     return lab_vars()
@@ -59,5 +59,6 @@ def run_playbook(playbook, extra_vars, check=False, diff=False, env=None, timeou
     full_env.setdefault("ANSIBLE_PYTHON_INTERPRETER", os.path.join(ROOT, ".venv", "bin", "python"))
     full_env["ANSIBLE_ROLES_PATH"] = os.path.join(ROOT, "tests", "integration", "targets")
     full_env.update(env or {})
-    proc = subprocess.run(argv, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(argv, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
     return proc

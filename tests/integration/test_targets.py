@@ -29,8 +29,8 @@ def targets():
 def test_target(lab, target):
     proc = run_playbook(os.path.join(ROOT, "tests", "integration", "run_target.yml"), dict(lab, vf_target=target))
     if proc.returncode != 0:
-        pytest.fail("target %s failed (rc=%d)\n%s\n%s" % (target, proc.returncode, proc.stdout[-20000:],
-                                                            proc.stderr[-5000:]))
+        pytest.fail("target %s failed (rc=%d)\n%s\n%s"
+                    % (target, proc.returncode, proc.stdout[-20000:], proc.stderr[-5000:]))
 
 
 def test_there_are_targets():
