@@ -1,0 +1,307 @@
+"""The bulk domain query against libvirt's test:///default driver, and the proof that the number
+of libvirt calls does not grow with the number of domains (a counting wrapper around the connection)."""
+
+import collections
+
+import libvirt
+import pytest
+from lxml import etree
+
+from ansible_collections.virtforge.libvirt.plugins.module_utils import _libvirt, _query
+from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import VirtforgeError
+
+PREFIX = "vft-info-unit-"
+NS = _libvirt.METADATA_NS
+
+
+def domain_xml(name, tags=(), memory_mib=128, vcpus=1, mac=None, agent=False, disk=None):
+    """Build a test-driver domain with lxml, tags in the collection's metadata element."""
+    root = etree.Element("domain", type="test")
+    etree.SubElement(root, "name").text = name
+    etree.SubElement(root, "memory", unit="MiB").text = str(memory_mib)
+    etree.SubElement(root, "currentMemory", unit="MiB").text = str(memory_mib // 2)
+    etree.SubElement(root, "vcpu").text = str(vcpus)
+    os_el = etree.SubElement(root, "os")
+    etree.SubElement(os_el, "type").text = "hvm"
+    if tags:
+        meta = etree.SubElement(root, "metadata")
+        inst = etree.SubElement(meta, "{%s}instance" % NS, nsmap={"vf": NS})
+        for tag in tags:
+            etree.SubElement(inst, "{%s}tag" % NS).text = tag
+    devices = etree.SubElement(root, "devices")
+    if disk:
+        d = etree.SubElement(devices, "disk", type="file", device="disk")
+        etree.SubElement(d, "driver", name="qemu", type="qcow2")
+        etree.SubElement(d, "source", file=disk)
+        etree.SubElement(d, "target", dev="vdb", bus="virtio")
+    if mac:
+        nic = etree.SubElement(devices, "interface", type="network")
+        etree.SubElement(nic, "mac", address=mac)
+        etree.SubElement(nic, "source", network="default")
+        etree.SubElement(nic, "model", type="virtio")
+    if agent:
+        chan = etree.SubElement(devices, "channel", type="unix")
+        etree.SubElement(chan, "target", type="virtio", name=_query.AGENT_CHANNEL)
+    return etree.tostring(root, encoding="unicode")
+
+
+@pytest.fixture
+def conn():
+    """test:///default is shared by every connection of the process: remove what we define."""
+    connection = _libvirt.connect("test:///default")
+    yield connection
+    cleanup(connection)
+    connection.close()
+
+
+def cleanup(connection):
+    for dom in connection.listAllDomains(0):
+        if dom.name().startswith(PREFIX):
+            persistent = dom.isPersistent()
+            if dom.isActive():
+                dom.destroy()
+            if persistent:
+                dom.undefine()
+
+
+def define(conn, count, start=(), **kwargs):
+    doms = []
+    for index in range(count):
+        name = "%s%02d" % (PREFIX, index)
+        mac = "52:54:00:00:10:%02x" % index
+        dom = conn.defineXML(domain_xml(name, mac=mac, **kwargs))
+        if index in start:
+            dom.create()
+        doms.append(dom)
+    return doms
+
+
+# -- a counting wrapper around a libvirt connection -------------------------------------------
+LOCAL = {"name", "UUIDString", "UUID", "ID"}  # read from the object, no round trip to libvirtd
+
+
+class Counting(object):
+    """Wraps a virConnect / virDomain / virNetwork; every method call is one libvirt RPC except
+    the LOCAL accessors. Objects returned are wrapped too, objects passed in are unwrapped."""
+
+    def __init__(self, obj, calls, kind, fakes=None):
+        self._obj = obj
+        self._calls = calls
+        self._kind = kind
+        self._fakes = fakes or {}
+
+    def __getattr__(self, attr):
+        value = getattr(self._obj, attr)
+        if attr in LOCAL or not callable(value):
+            return value
+        fake = self._fakes.get((self._kind, attr))
+
+        def call(*args, **kwargs):
+            self._calls["%s.%s" % (self._kind, attr)] += 1
+            if fake is not None:
+                return fake(self._obj, *args, **kwargs)
+            return self._wrap(value(*[_unwrap(a) for a in args], **kwargs))
+        return call
+
+    def _wrap(self, value):
+        if isinstance(value, list):
+            return [self._wrap(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self._wrap(v) for v in value)
+        if isinstance(value, libvirt.virDomain):
+            return Counting(value, self._calls, "domain", self._fakes)
+        if isinstance(value, libvirt.virNetwork):
+            return Counting(value, self._calls, "network", self._fakes)
+        return value
+
+
+def _unwrap(value):
+    if isinstance(value, Counting):
+        return value._obj
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+def fake_leases(net, flags=0):
+    """The test driver has no DHCP server: answer like the QEMU network driver does, one lease
+    per MAC the test domains use (the call is still counted)."""
+    if net.name() != "default":
+        return []
+    return [dict(mac="52:54:00:00:10:%02x" % i, ipaddr="192.168.122.%d" % (10 + i), prefix=24, type=0,
+                 hostname="guest%d" % i, iface="virbr0") for i in range(40)]
+
+
+def counted_query(conn, **kwargs):
+    calls = collections.Counter()
+    wrapped = Counting(conn, calls, "conn", {("network", "DHCPLeases"): fake_leases})
+    result = _query.query_domains(wrapped, **kwargs)
+    return result, calls
+
+
+def _only_mine(result):
+    return [d for d in result.domains if d["name"].startswith(PREFIX)]
+
+
+# -- behaviour -------------------------------------------------------------------------------
+def test_default_domain_record(conn):
+    result = _query.query_domains(conn, names="test", ip_sources=[])
+    assert [d["name"] for d in result.domains] == ["test"]
+    dom = result.domains[0]
+    assert dom["state"] == "running" and dom["active"] is True and dom["id"] == 1
+    assert dom["uuid"] == "6695eb01-f6a4-8304-79aa-97f2502e193f"
+    assert dom["memory"] == 8192 and dom["memory_bytes"] == 8 * 1024 ** 3
+    assert dom["current_memory"] == 2048
+    assert dom["vcpus"] == 2 and dom["max_vcpus"] == 2
+    assert dom["persistent"] is True and dom["autostart"] is False
+    assert dom["tags"] == []
+    assert dom["disks"][0]["target"] == "vda" and dom["disks"][0]["source"] == "/guest/diskimage1"
+    assert dom["disks"][0]["bus"] == "virtio"
+    assert dom["interfaces"][0] == dict(mac="aa:bb:cc:dd:ee:ff", model=None, type="network", network="default",
+                                        bridge=None, target="testnet0")
+
+
+def test_names_globs_and_missing(conn):
+    define(conn, 3)
+    result = _query.query_domains(conn, names=[PREFIX + "0*", "nope", PREFIX + "02", "zz*"], ip_sources=[])
+    assert [d["name"] for d in result.domains] == [PREFIX + "00", PREFIX + "01", PREFIX + "02"]
+    assert result.missing == ["nope", "zz*"]
+    result = _query.query_domains(conn, names="absent-domain")
+    assert result.domains == [] and result.missing == ["absent-domain"]
+
+
+def test_state_filter_and_inactive_resources_from_xml(conn):
+    define(conn, 3, start=(1,), disk="/var/tmp/x.qcow2")
+    stopped = _only_mine(_query.query_domains(conn, states=["stopped"], ip_sources=[]))
+    assert [d["name"] for d in stopped] == [PREFIX + "00", PREFIX + "02"]
+    assert all(d["state"] == "stopped" and d["id"] is None and d["active"] is False for d in stopped)
+    assert stopped[0]["memory"] == 128 and stopped[0]["current_memory"] == 64 and stopped[0]["vcpus"] == 1
+    assert stopped[0]["disks"][0]["format"] == "qcow2"
+    running = _only_mine(_query.query_domains(conn, states="running", ip_sources=[]))
+    assert [d["name"] for d in running] == [PREFIX + "01"]
+
+
+def test_tags_filter_needs_all_tags_with_and_without_details(conn):
+    conn.defineXML(domain_xml(PREFIX + "a", tags=["web", "prod"]))
+    conn.defineXML(domain_xml(PREFIX + "b", tags=["web"]))
+    conn.defineXML(domain_xml(PREFIX + "c"))
+    for details in (True, False):
+        web = _query.query_domains(conn, tags=["web"], details=details, ip_sources=[])
+        assert [d["name"] for d in web.domains] == [PREFIX + "a", PREFIX + "b"], details
+        both = _query.query_domains(conn, tags=["web", "prod"], details=details, ip_sources=[])
+        assert [d["name"] for d in both.domains] == [PREFIX + "a"]
+        assert both.domains[0]["tags"] == ["web", "prod"]
+    untagged = _query.query_domains(conn, names=PREFIX + "c", ip_sources=[])
+    assert untagged.domains[0]["tags"] == []
+
+
+def test_without_details_no_tags_or_device_detail(conn):
+    define(conn, 1)
+    dom = _query.query_domains(conn, names=PREFIX + "00", details=False, ip_sources=[]).domains[0]
+    assert dom["tags"] is None and dom["interfaces"] == [] and dom["state"] == "stopped"
+
+
+def test_ip_sources_in_order_and_agent_only_with_channel(conn):
+    define(conn, 2, start=(0, 1))
+    conn.lookupByName(PREFIX + "01").undefine()  # transient now
+    result, calls = counted_query(conn, names=PREFIX + "*", ip_sources=["lease", "agent"])
+    first, second = result.domains
+    assert first["ip_addresses"][0] == dict(address="192.168.122.10", prefix=24, family="ipv4",
+                                            mac="52:54:00:00:10:00", interface=first["interfaces"][0]["target"],
+                                            network="default",
+                                            source="lease", hostname="guest0")
+    assert second["persistent"] is False
+    # no guest agent channel in these domains: the agent is not asked
+    assert calls["domain.interfaceAddresses"] == 0
+
+
+def test_agent_source_asks_running_domains_with_a_channel(conn):
+    define(conn, 2, start=(0,), agent=True)
+    result, calls = counted_query(conn, names=PREFIX + "*", ip_sources=["agent"])
+    assert calls["domain.interfaceAddresses"] == 1  # the stopped one is not asked
+    addrs = result.domains[0]["ip_addresses"]
+    assert addrs and all(a["source"] == "agent" for a in addrs)
+    assert result.domains[1]["ip_addresses"] == []
+
+
+def test_lease_falls_back_per_domain_when_the_driver_lists_no_leases(conn):
+    # the real test driver does not implement virNetworkGetDHCPLeases
+    result = _query.query_domains(conn, names="test", ip_sources=["lease"])
+    assert [a["source"] for a in result.domains[0]["ip_addresses"]] == ["lease"]
+
+
+def test_bad_input_names_the_option(conn):
+    with pytest.raises(VirtforgeError, match=r"state\[1\]"):
+        _query.query_domains(conn, states=["running", "asleep"])
+    with pytest.raises(VirtforgeError, match=r"ip_sources\[0\]"):
+        _query.query_domains(conn, ip_sources=["dns"])
+
+
+def test_vanished_domain_is_dropped(conn):
+    define(conn, 2)
+
+    def gone(dom, flags=0):
+        if dom.name().endswith("00"):
+            raise libvirt.libvirtError("gone")  # error code of the last libvirt error; set below
+        return dom.XMLDesc(flags)
+
+    calls = collections.Counter()
+    wrapped = Counting(conn, calls, "conn", {("domain", "XMLDesc"): gone})
+    original = libvirt.libvirtError.get_error_code
+    libvirt.libvirtError.get_error_code = lambda self: libvirt.VIR_ERR_NO_DOMAIN
+    try:
+        result = _query.query_domains(wrapped, names=PREFIX + "*", ip_sources=[])
+    finally:
+        libvirt.libvirtError.get_error_code = original
+    assert [d["name"] for d in result.domains] == [PREFIX + "01"]
+
+
+def test_first_ip_preferences():
+    record = dict(ip_addresses=[
+        dict(address="fd00::5", family="ipv6", source="agent", network="a"),
+        dict(address="10.0.0.5", family="ipv4", source="agent", network="b"),
+        dict(address="10.1.0.5", family="ipv4", source="lease", network="a"),
+    ])
+    assert _query.first_ip(record) == "10.0.0.5"
+    assert _query.first_ip(record, family="any") == "fd00::5"
+    assert _query.first_ip(record, sources=["lease", "agent"]) == "10.1.0.5"
+    assert _query.first_ip(record, network="a") == "10.1.0.5"
+    assert _query.first_ip(record, network="c") is None
+    assert _query.first_ip(dict(ip_addresses=[])) is None
+
+
+# -- the RPC count proof ---------------------------------------------------------------------
+def _run_with(conn, count, **kwargs):
+    define(conn, count, start=range(0, count, 2), tags=["t"])
+    result, calls = counted_query(conn, **kwargs)
+    assert len(_only_mine(result)) == count
+    cleanup(conn)
+    return result, calls
+
+
+def test_bulk_calls_do_not_grow_with_the_domain_count(conn):
+    _r1, one = _run_with(conn, 1, details=False, ip_sources=[])
+    _r20, twenty = _run_with(conn, 20, details=False, ip_sources=[])
+    assert one == twenty, (one, twenty)
+    assert sum(one.values()) == 4, one
+    assert one == collections.Counter({"conn.listAllDomains": 3, "conn.domainListGetStats": 1})
+
+
+def test_details_and_leases_cost_one_xml_per_domain_and_one_call_per_network(conn):
+    active_networks = len(conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE))
+    r1, one = _run_with(conn, 1, details=True, ip_sources=["lease"])
+    r20, twenty = _run_with(conn, 20, details=True, ip_sources=["lease"])
+    # XMLDesc once per listed domain (the test driver's own domain `test` is listed too)
+    assert one["domain.XMLDesc"] == len(r1.domains) and twenty["domain.XMLDesc"] == len(r20.domains)
+    assert twenty["domain.XMLDesc"] - one["domain.XMLDesc"] == 19
+    # leases: one call per active network, whatever the number of domains
+    assert one["network.DHCPLeases"] == twenty["network.DHCPLeases"] == active_networks
+    assert one["conn.listAllNetworks"] == twenty["conn.listAllNetworks"] == 1
+    for counter in (one, twenty):
+        del counter["domain.XMLDesc"]
+    assert one == twenty
+    assert "domain.interfaceAddresses" not in twenty
+    # and the leases were matched to the running domains by MAC
+    running = [d for d in _only_mine(r20) if d["active"]]
+    assert len(running) == 10 and all(d["ip_addresses"][0]["source"] == "lease" for d in running)
+    assert all(d["ip_addresses"] == [] for d in _only_mine(r20) if not d["active"])
