@@ -232,7 +232,8 @@ class DomainQuery(object):
             if code in _codes("VIR_ERR_NO_DOMAIN"):
                 return None
             raise
-        return [t.text for t in _parse(text).iter("tag", "{%s}tag" % METADATA_NS) if t.text]
+        return sorted({t.text.strip() for t in _parse(text).iter("tag", "{%s}tag" % METADATA_NS)
+                       if t.text and t.text.strip()})
 
     # -- guest IP addresses ----------------------------------------------------------------
     def _ip_addresses(self, kept):
@@ -329,7 +330,7 @@ def _mib(value):
 def _base_record(dom, stats):
     dom_id = dom.ID()
     state = STATE_NAMES.get(stats.get("state.state"), "unknown")
-    memory = stats.get("balloon.maximum")
+    maximum = stats.get("balloon.maximum")
     current = stats.get("balloon.current")
     record = dict(
         name=dom.name(),
@@ -342,9 +343,9 @@ def _base_record(dom, stats):
         vcpus=stats.get("vcpu.current"),
         max_vcpus=stats.get("vcpu.maximum"),
         memory=None,
-        memory_bytes=None if memory is None else memory * 1024,
-        current_memory=None,
-        current_memory_bytes=None if current is None else current * 1024,
+        memory_bytes=None if current is None else current * 1024,
+        max_memory=None,
+        max_memory_bytes=None if maximum is None else maximum * 1024,
         domain_type=None,
         title=None,
         description=None,
@@ -355,8 +356,8 @@ def _base_record(dom, stats):
         ip_addresses=[],
     )
     for index in range(stats.get("block.count", 0)):
-        record["disks"].append(_disk(target=stats.get("block.%d.name" % index),
-                                     source=stats.get("block.%d.path" % index)))
+        record["disks"].append(_disk(dev=stats.get("block.%d.name" % index),
+                                     path=stats.get("block.%d.path" % index)))
     for index in range(stats.get("net.count", 0)):
         record["interfaces"].append(_nic(target=stats.get("net.%d.name" % index)))
     _mib_keys(record)
@@ -365,17 +366,17 @@ def _base_record(dom, stats):
 
 def _mib_keys(record):
     record["memory"] = _mib(record["memory_bytes"])
-    record["current_memory"] = _mib(record["current_memory_bytes"])
+    record["max_memory"] = _mib(record["max_memory_bytes"])
 
 
-def _disk(target=None, source=None, bus=None, device=None, type=None, format=None, pool=None,
-          volume=None, readonly=None):
-    return dict(target=target, source=source, bus=bus, device=device, type=type, format=format, pool=pool,
-                volume=volume, readonly=readonly)
+def _disk(dev=None, path=None, pool=None, volume=None, format=None, bus=None, device=None, type=None,
+          readonly=None):
+    return dict(dev=dev, path=path, pool=pool, volume=volume, format=format, bus=bus, device=device, type=type,
+                readonly=readonly)
 
 
-def _nic(mac=None, model=None, type=None, network=None, bridge=None, target=None):
-    return dict(mac=mac, model=model, type=type, network=network, bridge=bridge, target=target)
+def _nic(mac=None, type=None, network=None, bridge=None, direct=None, model=None, target=None):
+    return dict(mac=mac, type=type, network=network, bridge=bridge, direct=direct, model=model, target=target)
 
 
 def _size(node):
@@ -389,10 +390,10 @@ def _merge_xml(record, root):
     record["domain_type"] = root.get("type")
     record["title"] = root.findtext("title")
     record["description"] = root.findtext("description")
+    if record["max_memory_bytes"] is None:
+        record["max_memory_bytes"] = _size(root.find("memory"))
     if record["memory_bytes"] is None:
-        record["memory_bytes"] = _size(root.find("memory"))
-    if record["current_memory_bytes"] is None:
-        record["current_memory_bytes"] = _size(root.find("currentMemory")) or record["memory_bytes"]
+        record["memory_bytes"] = _size(root.find("currentMemory")) or record["max_memory_bytes"]
     _mib_keys(record)
     vcpu = root.find("vcpu")
     if vcpu is not None and (vcpu.text or "").strip().isdigit():
@@ -402,8 +403,8 @@ def _merge_xml(record, root):
             current = vcpu.get("current")
             record["vcpus"] = int(current) if current and current.isdigit() else int(vcpu.text.strip())
     instance = root.find("metadata/{%s}instance" % METADATA_NS)
-    record["tags"] = [] if instance is None else [
-        t.text for t in instance.iterfind("{%s}tag" % METADATA_NS) if t.text]
+    record["tags"] = [] if instance is None else sorted({
+        t.text.strip() for t in instance.iterfind("{%s}tag" % METADATA_NS) if t.text and t.text.strip()})
     record["guest_agent"] = any(
         t.get("name") == AGENT_CHANNEL for t in root.iterfind("devices/channel/target"))
 
@@ -414,8 +415,8 @@ def _merge_xml(record, root):
         src = disk.find("source")
         src_attr = {} if src is None else src.attrib
         disks.append(_disk(
-            target=None if target is None else target.get("dev"),
-            source=src_attr.get("file") or src_attr.get("dev") or src_attr.get("dir") or src_attr.get("name"),
+            dev=None if target is None else target.get("dev"),
+            path=src_attr.get("file") or src_attr.get("dev") or src_attr.get("dir") or src_attr.get("name"),
             bus=None if target is None else target.get("bus"),
             device=disk.get("device", "disk"),
             type=disk.get("type"),
@@ -433,12 +434,14 @@ def _merge_xml(record, root):
         src = nic.find("source")
         target = nic.find("target")
         src_attr = {} if src is None else src.attrib
+        kind = nic.get("type")
         nics.append(_nic(
             mac=None if mac is None else (mac.get("address") or "").lower() or None,
+            type=kind,
+            network=src_attr.get("network") if kind == "network" else None,
+            bridge=src_attr.get("bridge") if kind == "bridge" else None,
+            direct=src_attr.get("dev") if kind == "direct" else None,
             model=None if model is None else model.get("type"),
-            type=nic.get("type"),
-            network=src_attr.get("network"),
-            bridge=src_attr.get("bridge") or (src_attr.get("dev") if nic.get("type") == "direct" else None),
             target=None if target is None else target.get("dev"),
         ))
     record["interfaces"] = nics

@@ -150,15 +150,15 @@ def test_default_domain_record(conn):
     dom = result.domains[0]
     assert dom["state"] == "running" and dom["active"] is True and dom["id"] == 1
     assert dom["uuid"] == "6695eb01-f6a4-8304-79aa-97f2502e193f"
-    assert dom["memory"] == 8192 and dom["memory_bytes"] == 8 * 1024 ** 3
-    assert dom["current_memory"] == 2048
+    assert dom["max_memory"] == 8192 and dom["max_memory_bytes"] == 8 * 1024 ** 3
+    assert dom["memory"] == 2048 and dom["memory_bytes"] == 2 * 1024 ** 3
     assert dom["vcpus"] == 2 and dom["max_vcpus"] == 2
     assert dom["persistent"] is True and dom["autostart"] is False
     assert dom["tags"] == []
-    assert dom["disks"][0]["target"] == "vda" and dom["disks"][0]["source"] == "/guest/diskimage1"
-    assert dom["disks"][0]["bus"] == "virtio"
+    assert dom["disks"][0]["dev"] == "vda" and dom["disks"][0]["path"] == "/guest/diskimage1"
+    assert dom["disks"][0]["bus"] == "virtio" and dom["disks"][0]["type"] == "file"
     assert dom["interfaces"][0] == dict(mac="aa:bb:cc:dd:ee:ff", model=None, type="network", network="default",
-                                        bridge=None, target="testnet0")
+                                        bridge=None, direct=None, target="testnet0")
 
 
 def test_names_globs_and_missing(conn):
@@ -175,7 +175,7 @@ def test_state_filter_and_inactive_resources_from_xml(conn):
     stopped = _only_mine(_query.query_domains(conn, states=["stopped"], ip_sources=[]))
     assert [d["name"] for d in stopped] == [PREFIX + "00", PREFIX + "02"]
     assert all(d["state"] == "stopped" and d["id"] is None and d["active"] is False for d in stopped)
-    assert stopped[0]["memory"] == 128 and stopped[0]["current_memory"] == 64 and stopped[0]["vcpus"] == 1
+    assert stopped[0]["max_memory"] == 128 and stopped[0]["memory"] == 64 and stopped[0]["vcpus"] == 1
     assert stopped[0]["disks"][0]["format"] == "qcow2"
     running = _only_mine(_query.query_domains(conn, states="running", ip_sources=[]))
     assert [d["name"] for d in running] == [PREFIX + "01"]
@@ -190,7 +190,7 @@ def test_tags_filter_needs_all_tags_with_and_without_details(conn):
         assert [d["name"] for d in web.domains] == [PREFIX + "a", PREFIX + "b"], details
         both = _query.query_domains(conn, tags=["web", "prod"], details=details, ip_sources=[])
         assert [d["name"] for d in both.domains] == [PREFIX + "a"]
-        assert both.domains[0]["tags"] == ["web", "prod"]
+        assert both.domains[0]["tags"] == ["prod", "web"]
     untagged = _query.query_domains(conn, names=PREFIX + "c", ip_sources=[])
     assert untagged.domains[0]["tags"] == []
 
