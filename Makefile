@@ -87,8 +87,14 @@ test-quick: venv collection lint unit
 demo: image
 	$(VENV)/bin/ansible-playbook -i playbooks/inventory/localhost.yml playbooks/demo.yml
 
-bench: image
-	$(PY) benchmarks/run.py
+BENCH_VENV := $(BUILD)/bench-venv
+$(BENCH_VENV)/.stamp: requirements.txt requirements-bench.txt
+	@test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	@$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt $$(grep '^ansible==' requirements-bench.txt)
+	@touch $@
+
+bench: image $(BENCH_VENV)/.stamp
+	$(BENCH_VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
 
 build: venv
 	$(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD)/dist

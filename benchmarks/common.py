@@ -1,0 +1,49 @@
+"""Shared helpers for the benchmarks: tiny domain XML, cleanup, timing."""
+
+import os
+import subprocess
+import time
+
+import libvirt
+
+URI = "qemu:///system"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_domain_xml(name, domain_type="qemu"):
+    """A domain with no disk and no NIC: QEMU starts, SeaBIOS finds nothing to boot and idles."""
+    return (
+        "<domain type='%s'><name>%s</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+        "<os><type arch='x86_64' machine='pc'>hvm</type></os>"
+        "<devices/></domain>" % (domain_type, name)
+    )
+
+
+def cleanup(prefix):
+    """Destroy and undefine every domain whose name starts with prefix."""
+    conn = libvirt.open(URI)
+    for dom in conn.listAllDomains():
+        if dom.name().startswith(prefix):
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+    conn.close()
+
+
+def count_running(prefix):
+    conn = libvirt.open(URI)
+    n = sum(1 for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE) if d.name().startswith(prefix))
+    conn.close()
+    return n
+
+
+def timed(argv, env=None, cwd=ROOT):
+    full = dict(os.environ)
+    full.update(env or {})
+    start = time.monotonic()
+    proc = subprocess.run(argv, env=full, cwd=cwd, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed (%d):\n%s\n%s" % (" ".join(argv), proc.returncode, proc.stdout[-4000:],
+                                                      proc.stderr[-4000:]))
+    return elapsed, proc.stdout
