@@ -11,7 +11,7 @@ import re
 from ._errors import VirtforgeError
 
 # libvirt object names end up in file names, XML and command lines: keep them boring.
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:-]*$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+:-]*")
 NAME_MAX = 64
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
@@ -34,7 +34,7 @@ def check_name(value, option="name", kind="name"):
         raise VirtforgeError("must be a non-empty string", option=option)
     if len(value) > NAME_MAX:
         raise VirtforgeError("%r is longer than %d characters" % (value, NAME_MAX), option=option)
-    if value in (".", "..") or "/" in value or not _NAME_RE.match(value):
+    if value in (".", "..") or "/" in value or not _NAME_RE.fullmatch(value):
         bad = sorted({c for c in value if not re.match(r"[A-Za-z0-9_.+:-]", c)})
         why = "contains %s" % ", ".join(repr(c) for c in bad) if bad else "is not allowed"
         if value in (".", "..") or ".." == value:

@@ -1,0 +1,378 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtforge.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Device option groups: keyed lists of <devices> children on :class:`_engine.ListGroup`.
+
+A device kind is one :class:`DeviceGroup` subclass: its item options (``item_spec``), how
+one item becomes canonical (``desired_item``), how one element reads (``read_element``) and
+writes (``write_item``), and whether it can be hot-plugged. The ``domain`` module uses the
+groups on a list of items; a ``domain_device`` module can use the same group on one item.
+Adding a device kind (controllers, hostdev, rng, tpm, watchdog...) means adding one class here
+and listing it in spec.DomainSpec.groups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+from .._engine import ListGroup, path_element, remove
+
+try:
+    from lxml import etree
+except ImportError:  # pragma: no cover - reported by _libvirt.check_libraries
+    etree = None
+
+AFFECT_LIVE = 1  # libvirt.VIR_DOMAIN_AFFECT_LIVE
+
+
+def _devices(root):
+    return path_element(root, "devices", create=True)
+
+
+class DeviceGroup(ListGroup):
+    """A list of one kind of device under <devices>, keyed by :meth:`item_key`."""
+
+    #: element tag under <devices>
+    tag = None
+    #: the option holding the list (``disks``) and its item options
+    option = None
+    item_spec = {}
+
+    @property
+    def argument_spec(self):  # noqa: D401 - the engine reads it as an attribute
+        return {
+            self.option: dict(type="list", elements="dict", options=self.item_spec),
+            "purge_%s" % self.option: dict(type="bool"),
+        }
+
+    def desired(self, params, ctx):
+        items = self.desired_items(params, ctx)
+        if items is None:
+            return {}
+        return dict(items=items, purge=bool(params.get("purge_%s" % self.option)))
+
+    def desired_items(self, params, ctx):
+        raw = params.get(self.option)
+        if raw is None:
+            return None
+        items = [self.desired_item(dict(item), i, ctx) for i, item in enumerate(raw)]
+        items = self.finish_items(items, raw, ctx)
+        seen = set()
+        for i, item in enumerate(items):
+            key = self.item_key(item)
+            if key in seen:
+                raise ctx.error("%r is listed twice" % key, "%s[%d]" % (self.option, i))
+            seen.add(key)
+        return items
+
+    def desired_item(self, item, index, ctx):
+        raise NotImplementedError
+
+    def finish_items(self, items, raw, ctx):
+        """Fill in what depends on the whole list (e.g. automatic target names)."""
+        return items
+
+    def elements(self, root):
+        devices = root.find("devices")
+        return [] if devices is None else devices.findall(self.tag)
+
+    def read_element(self, element, ctx):
+        raise NotImplementedError
+
+    def read_items(self, root, ctx):
+        return [self.read_element(e, ctx) for e in self.elements(root)]
+
+    def find_element(self, root, key, ctx):
+        for element in self.elements(root):
+            if self.item_key(self.read_element(element, ctx)) == key:
+                return element
+        return None
+
+    def new_element(self, root, attrs):
+        """A new element placed after the last one of its kind (libvirt keeps device order)."""
+        devices = _devices(root)
+        existing = devices.findall(self.tag)
+        element = etree.Element(self.tag, attrs)
+        if existing:
+            existing[-1].addnext(element)
+        else:
+            devices.append(element)
+        return element
+
+    def hotpluggable(self, item):
+        return self.hotplug
+
+    def compare(self, desired, current, ctx):
+        changes = super().compare(desired, current, ctx)
+        if ctx.get("running"):
+            for change in changes:
+                if change.action in ("add", "remove"):
+                    change.live = self.hotpluggable(change.after or change.before)
+        return changes
+
+    def apply_live(self, target, changes, desired, ctx):
+        for change in changes:
+            if change.action == "add":
+                element = self.find_element(ctx["plan_after_root"], change.key, ctx)
+                target.attachDeviceFlags(etree.tostring(element, encoding="unicode"), AFFECT_LIVE)
+            elif change.action == "remove":
+                element = self.find_element(ctx["plan_before_root"], change.key, ctx)
+                target.detachDeviceFlags(etree.tostring(element, encoding="unicode"), AFFECT_LIVE)
+            else:  # pragma: no cover - compare marks updates live only for live_fields
+                element = self.find_element(ctx["plan_after_root"], change.key, ctx)
+                target.updateDeviceFlags(etree.tostring(element, encoding="unicode"), AFFECT_LIVE)
+
+
+_DEV_PREFIX = dict(virtio="vd", sata="sd", scsi="sd", usb="sd", ide="hd")
+_HOTPLUG_BUSES = ("virtio", "scsi", "usb")
+
+
+def _dev_name(prefix, index):
+    """vda..vdz, vdaa..: the names libvirt and the kernel use."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(ord("a") + rem) + letters
+    return prefix + letters
+
+
+def detect_format(path):
+    """qcow2 when the file says so, raw otherwise (never probe what we cannot read)."""
+    try:
+        with open(path, "rb") as handle:
+            return "qcow2" if handle.read(4) == b"QFI\xfb" else "raw"
+    except OSError:
+        return "qcow2" if path.endswith(".qcow2") else "raw"
+
+
+class DiskGroup(DeviceGroup):
+    """Disks and CD-ROMs keyed by target dev (vda, sdb...); auto-named per bus when omitted."""
+
+    name = "disks"
+    option = "disks"
+    tag = "disk"
+    item_spec = dict(
+        dev=dict(type="str"),
+        path=dict(type="path"),
+        pool=dict(type="str"),
+        volume=dict(type="str"),
+        format=dict(type="str", choices=["qcow2", "raw"]),
+        bus=dict(type="str", choices=["virtio", "sata", "scsi", "ide", "usb"]),
+        device=dict(type="str", choices=["disk", "cdrom"]),
+        readonly=dict(type="bool"),
+        cache=dict(type="str", choices=["default", "none", "writethrough", "writeback", "directsync", "unsafe"]),
+        io=dict(type="str", choices=["native", "threads", "io_uring"]),
+        discard=dict(type="str", choices=["unmap", "ignore"]),
+    )
+
+    def item_key(self, item):
+        return item["dev"]
+
+    def hotpluggable(self, item):
+        return (item or {}).get("bus") in _HOTPLUG_BUSES
+
+    def desired_item(self, item, index, ctx):
+        where = "disks[%d]" % index
+        device = item.get("device") or "disk"
+        bus = item.get("bus") or ("sata" if device == "cdrom" else "virtio")
+        out = dict(dev=item.get("dev"), device=device, bus=bus, path=None, format=item.get("format"),
+                   readonly=item.get("readonly"), cache=item.get("cache"),
+                   io=item.get("io"), discard=item.get("discard"))
+        if out["dev"] is not None and not re.match(r"^[a-z]{2,3}[a-z]+$", out["dev"]):
+            raise ctx.error("%r is not a disk target name" % out["dev"], where + ".dev", fix="Use e.g. vda, sdb, hdc")
+        if item.get("path") and (item.get("pool") or item.get("volume")):
+            raise ctx.error("give either path, or pool and volume", where + ".path")
+        if item.get("volume") or item.get("pool"):
+            if not (item.get("volume") and item.get("pool")):
+                raise ctx.error("volume and pool go together", where + (".pool" if item.get("volume") else ".volume"))
+            out["path"] = ctx.host.volume_path(item["pool"], item["volume"], ctx.opt(where))
+            if out["format"] is None:
+                ctx.host.format_hints[out["path"]] = ctx.host.volume_format(item["pool"], item["volume"])
+        elif item.get("path"):
+            path = item["path"]
+            if not os.path.isabs(path):
+                raise ctx.error("%r is not an absolute path" % path, where + ".path")
+            if "\n" in path or "\x00" in path:
+                raise ctx.error("contains a control character", where + ".path")
+            if ctx.host.local_files and device == "disk" and not os.path.exists(path):
+                raise ctx.error("%s does not exist" % path, where + ".path",
+                                fix="Create the image first (virtforge.libvirt.volume or qemu-img)")
+            out["path"] = path
+        elif device == "disk":
+            raise ctx.error("a disk needs a path, or a pool and a volume", where + ".path")
+        return out
+
+    def finish_items(self, items, raw, ctx):
+        used = {i["dev"] for i in items if i["dev"]}
+        for item in items:
+            if item["dev"]:
+                continue
+            prefix = _DEV_PREFIX[item["bus"]]
+            n = 0
+            while _dev_name(prefix, n) in used:
+                n += 1
+            item["dev"] = _dev_name(prefix, n)
+            used.add(item["dev"])
+        return items
+
+    def read_element(self, element, ctx):
+        target = element.find("target")
+        source = element.find("source")
+        driver = element.find("driver")
+        path = None
+        if source is not None:
+            path = source.get("file") or source.get("dev")
+            if path is None and source.get("pool") and source.get("volume"):
+                try:
+                    path = ctx.host.volume_path(source.get("pool"), source.get("volume"), "disks")
+                except Exception:
+                    path = "%s/%s" % (source.get("pool"), source.get("volume"))
+        return dict(
+            dev=target.get("dev") if target is not None else None,
+            bus=target.get("bus") if target is not None else None,
+            device=element.get("device", "disk"),
+            path=path,
+            format=driver.get("type") if driver is not None else None,
+            readonly=element.find("readonly") is not None,
+            cache=driver.get("cache") if driver is not None else None,
+            io=driver.get("io") if driver is not None else None,
+            discard=driver.get("discard") if driver is not None else None,
+        )
+
+    def write_item(self, root, element, item, ctx):
+        if element is None:
+            element = self.new_element(root, dict(type="file", device=item["device"]))
+        elif item.get("device"):
+            element.set("device", item["device"])
+        driver = element.find("driver")
+        if driver is None:
+            driver = etree.Element("driver", name="qemu")
+            element.insert(0, driver)
+        fmt = item.get("format") or driver.get("type") or ctx.host.format_hints.get(item.get("path")) or (
+            detect_format(item["path"]) if item.get("path") else "raw")
+        driver.set("type", fmt)
+        for key in ("cache", "io", "discard"):
+            if item.get(key):
+                driver.set(key, item[key])
+        if item.get("path"):
+            element.set("type", "block" if item["path"].startswith("/dev/") else "file")
+            source = element.find("source")
+            if source is not None:
+                element.remove(source)
+            source = etree.Element("source", {"dev" if element.get("type") == "block" else "file": item["path"]})
+            driver.addnext(source)
+        target = element.find("target")
+        if target is None:
+            target = etree.SubElement(element, "target")
+        old_bus = target.get("bus")
+        target.set("dev", item["dev"])
+        target.set("bus", item["bus"])
+        if old_bus and old_bus != item["bus"]:
+            remove(element.find("address"))  # the old bus's address would not fit the new one
+        readonly = item.get("readonly")
+        if readonly is None and element.get("device") == "cdrom" and element.find("readonly") is None:
+            readonly = True
+        if readonly and element.find("readonly") is None:
+            target.addnext(etree.Element("readonly"))
+        elif readonly is False:
+            remove(element.find("readonly"))
+        return element
+
+
+_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def stable_mac(domain_name, index):
+    """52:54:00:xx:xx:xx from the domain name and the NIC's position: the same on every run."""
+    digest = hashlib.sha256(("%s/%d" % (domain_name, index)).encode("utf-8")).digest()
+    return "52:54:00:%02x:%02x:%02x" % (digest[0], digest[1], digest[2])
+
+
+class InterfaceGroup(DeviceGroup):
+    """NICs keyed by MAC address (lower case); a stable MAC is derived when none is given."""
+
+    name = "interfaces"
+    option = "interfaces"
+    tag = "interface"
+    hotplug = True
+    item_spec = dict(
+        mac=dict(type="str"),
+        type=dict(type="str", choices=["network", "bridge", "user", "direct"]),
+        network=dict(type="str"),
+        bridge=dict(type="str"),
+        direct=dict(type="str"),
+        model=dict(type="str", choices=["virtio", "e1000e", "e1000", "rtl8139"]),
+    )
+    _SOURCE_ATTR = dict(network="network", bridge="bridge", direct="dev")
+
+    def item_key(self, item):
+        return item["mac"]
+
+    def desired_item(self, item, index, ctx):
+        where = "interfaces[%d]" % index
+        given = [k for k in ("network", "bridge", "direct") if item.get(k)]
+        if len(given) > 1:
+            raise ctx.error("give only one of network, bridge, direct", where + "." + given[1])
+        kind = item.get("type") or (given[0] if given else None)
+        if kind is None:
+            raise ctx.error("an interface needs network, bridge, direct or type: user", where + ".network")
+        if given and given[0] != kind:
+            raise ctx.error("type %s does not go with %s" % (kind, given[0]), where + ".type")
+        if kind in self._SOURCE_ATTR and not given:
+            raise ctx.error("type %s needs the %s option" % (kind, kind), where + "." + kind)
+        source = item.get(kind) if kind in self._SOURCE_ATTR else None
+        if kind == "network" and source not in ctx.host.network_names():
+            raise ctx.error("network %r does not exist" % source, where + ".network",
+                            fix="Create it first (virtforge.libvirt.network) or fix the name")
+        if source is not None and not re.match(r"^[A-Za-z0-9_.:+-]+$", source):
+            raise ctx.error("%r is not a valid name" % source, where + "." + kind)
+        mac = item.get("mac")
+        if mac:
+            mac = mac.strip().lower().replace("-", ":")
+            if not _MAC_RE.match(mac) or int(mac[:2], 16) & 1:
+                raise ctx.error("%r is not a unicast MAC address" % item["mac"], where + ".mac",
+                                fix="Use six hex octets, e.g. 52:54:00:12:34:56")
+        else:
+            mac = stable_mac(ctx["name"], index)
+        return dict(mac=mac, type=kind, source=source, model=item.get("model") or "virtio")
+
+    def read_element(self, element, ctx):
+        mac = element.find("mac")
+        source = element.find("source")
+        kind = element.get("type")
+        model = element.find("model")
+        attr = self._SOURCE_ATTR.get(kind)
+        return dict(
+            mac=mac.get("address").lower() if mac is not None else None,
+            type=kind,
+            source=source.get(attr) if source is not None and attr else None,
+            model=model.get("type") if model is not None else None,
+        )
+
+    def write_item(self, root, element, item, ctx):
+        if element is None:
+            element = self.new_element(root, dict(type=item["type"]))
+            etree.SubElement(element, "mac", address=item["mac"])
+        old_type = element.get("type")
+        element.set("type", item["type"])
+        source = element.find("source")
+        if item["type"] in self._SOURCE_ATTR:
+            if source is None or old_type != item["type"]:
+                remove(source)
+                source = etree.Element("source")
+                element.find("mac").addnext(source)
+            source.attrib.clear()
+            source.set(self._SOURCE_ATTR[item["type"]], item["source"])
+            if item["type"] == "direct":
+                source.set("mode", "bridge")
+        else:
+            remove(source)
+        if item.get("model"):
+            model = element.find("model")
+            if model is None:
+                model = etree.SubElement(element, "model")
+            model.set("type", item["model"])
+        return element

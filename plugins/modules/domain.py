@@ -1,0 +1,428 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtforge.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: domain
+short_description: Create, modify, start, stop and remove libvirt domains, one or many per task
+version_added: 0.1.0
+description:
+  - Declarative libvirt domains. Only the options you set are compared with the existing domain,
+    in canonical form (sizes in bytes, MAC addresses in lower case); what libvirt fills in by itself
+    (PCI addresses, controllers, aliases) never causes a change.
+  - One domain (O(name) and its options) or a list of domains (O(domains)) in one task over one
+    connection. Every domain is planned before anything is changed, so bad input fails before
+    anything is created or deleted. Check mode stops after the plan; diff mode shows the XML before and after.
+  - The persistent definition is always updated. Changes that a running domain can take
+    (vCPUs and memory up to their maximum, disk and NIC hot-plug, title, description, tags) are also
+    applied live; others set RV(restart_required) and are applied by a restart only with O(allow_restart=true).
+  - Defaults such as one vCPU, 512 MiB, a serial console, a guest agent channel and no graphics are
+    used only when a domain is created; on an existing domain an option you do not set is left alone.
+author:
+  - virtforge.libvirt contributors
+extends_documentation_fragment:
+  - virtforge.libvirt.libvirt
+  - virtforge.libvirt.libvirt.attributes
+attributes:
+  idempotent:
+    support: full
+    description: A second run with the same options reports no change.
+options:
+  name:
+    description:
+      - Name of the domain. Letters, digits and C(. _ - + :) only.
+      - Required unless O(domains) is used or O(xml) carries a C(<name>).
+    type: str
+  domains:
+    description:
+      - A list of domains handled in this one task over one connection. Each item takes the same
+        options as the module itself (O(name), O(state), O(vcpus), O(memory), O(disks), ...), except
+        O(domains) and O(uri).
+      - Options set at the top level are defaults for every item (except O(name), O(uuid) and O(xml));
+        an item's own value wins. Lists such as O(disks) replace the top-level list, they are not merged.
+      - Waits (stopping, O(wait_for)) overlap across the batch.
+    type: list
+    elements: dict
+  state:
+    description:
+      - V(present) the domain is defined (a running domain is left running).
+      - V(running), V(paused), V(stopped) it is defined and in that state. Stopping is graceful
+        (ACPI shutdown, then up to O(shutdown_timeout) seconds) and forced only with O(force_stop=true).
+      - V(absent) it is stopped (same rules) and undefined. Its disks are removed only with O(remove_storage=true).
+    type: str
+    choices: [present, running, stopped, paused, absent]
+    default: present
+  uuid:
+    description: UUID of a new domain. An existing domain's UUID cannot be changed.
+    type: str
+  title:
+    description: Short one-line title. An empty string removes it. Applied live.
+    type: str
+  description:
+    description: Free text description. An empty string removes it. Applied live.
+    type: str
+  domain_type:
+    description:
+      - V(kvm) or V(qemu) (software emulation).
+      - When not set, a new domain gets V(kvm) only where the host has usable hardware virtualization
+        (vmx/svm CPU flag and KVM), otherwise V(qemu) and a warning.
+    type: str
+    choices: [kvm, qemu]
+  vcpus:
+    description:
+      - Number of vCPUs the domain runs with (default 1 for a new domain).
+      - Raised or lowered live up to O(max_vcpus); above the current maximum the maximum is raised too,
+        which needs a restart.
+    type: int
+  max_vcpus:
+    description: Maximum number of vCPUs (hot-plug limit). Defaults to O(vcpus). Needs a restart.
+    type: int
+  cpu_mode:
+    description:
+      - CPU model mode. Not written unless set (QEMU's default CPU), which is the safe choice under
+        software emulation where V(host-passthrough) and V(host-model) may not work.
+    type: str
+    choices: [host-model, host-passthrough, custom, maximum]
+  cpu_model:
+    description: CPU model name for O(cpu_mode=custom), for example V(qemu64). Implies O(cpu_mode=custom).
+    type: str
+  memory:
+    description:
+      - Memory the domain runs with. An integer is MiB; strings take units (V(512MiB), V(2G), V(1GiB)).
+      - Default 512 MiB for a new domain. Changed live (balloon) up to O(max_memory); above it the
+        maximum is raised too, which needs a restart.
+    type: raw
+  max_memory:
+    description: Maximum memory (libvirt C(<memory>)), same units as O(memory). Defaults to O(memory). Needs a restart.
+    type: raw
+  arch:
+    description: Guest architecture, for example V(x86_64). Default chosen by libvirt for a new domain.
+    type: str
+  machine:
+    description:
+      - Machine type, for example V(pc) or V(q35). Aliases are compared with the canonical name
+        libvirt stores (V(pc) matches V(pc-i440fx-7.2)).
+    type: str
+  firmware:
+    description:
+      - V(bios) or V(efi) (libvirt's firmware auto-selection; needs OVMF on the host). Needs a restart.
+    type: str
+    choices: [bios, efi]
+  boot:
+    description: Boot order, a list of V(hd), V(cdrom), V(network), V(fd). Default V([hd]) for a new domain.
+    type: list
+    elements: str
+  disks:
+    description:
+      - Disks and CD-ROMs, identified by their target device (O(disks[].dev)).
+      - Disks already defined but not listed are kept unless O(purge_disks=true).
+      - Disks on the V(virtio), V(scsi) and V(usb) buses are hot-plugged into a running domain;
+        others, and changes to an existing disk, need a restart.
+    type: list
+    elements: dict
+    suboptions:
+      dev:
+        description:
+          - Target device name (V(vda), V(sdb), V(hdc)). When omitted, the next free name of the bus
+            is taken in the order of the list (V(vd*) for virtio, V(sd*) for sata/scsi/usb, V(hd*) for ide).
+        type: str
+      path:
+        description: Absolute path of the image file or block device. Must exist for a local V(disk).
+        type: path
+      pool:
+        description: Storage pool of O(disks[].volume) (instead of O(disks[].path)).
+        type: str
+      volume:
+        description: Volume name in O(disks[].pool). It must exist; the disk points at its path.
+        type: str
+      format:
+        description:
+          - Image format. When omitted for a new disk, taken from the pool volume, or from the image
+            header (qcow2 magic), else V(raw).
+        type: str
+        choices: [qcow2, raw]
+      bus:
+        description: Disk bus. Default V(virtio) for disks, V(sata) for CD-ROMs.
+        type: str
+        choices: [virtio, sata, scsi, ide, usb]
+      device:
+        description: V(disk) (default) or V(cdrom). A CD-ROM may have no O(disks[].path) (empty drive).
+        type: str
+        choices: [disk, cdrom]
+      readonly:
+        description: Read-only disk (CD-ROMs always are).
+        type: bool
+      cache:
+        description: Host cache mode.
+        type: str
+        choices: [default, none, writethrough, writeback, directsync, unsafe]
+      io:
+        description: I/O mode.
+        type: str
+        choices: [native, threads, io_uring]
+      discard:
+        description: Pass discard (TRIM) requests to the image (V(unmap)) or not (V(ignore)).
+        type: str
+        choices: [unmap, ignore]
+  purge_disks:
+    description: Remove disks that are defined but not listed in O(disks). The image files are kept.
+    type: bool
+  interfaces:
+    description:
+      - Network interfaces, identified by MAC address (compared in lower case).
+      - Without O(interfaces[].mac), a stable MAC is derived from the domain name and the NIC's position
+        in the list (prefix V(52:54:00)), the same on every run.
+      - Interfaces already defined but not listed are kept unless O(purge_interfaces=true).
+      - New interfaces are hot-plugged into a running domain; changes to an existing one need a restart.
+    type: list
+    elements: dict
+    suboptions:
+      mac:
+        description: MAC address (unicast).
+        type: str
+      type:
+        description: Interface type. Deduced from O(interfaces[].network), O(interfaces[].bridge) or O(interfaces[].direct) when omitted.
+        type: str
+        choices: [network, bridge, user, direct]
+      network:
+        description: libvirt network to attach to. It must exist.
+        type: str
+      bridge:
+        description: Host bridge to attach to.
+        type: str
+      direct:
+        description: Host interface for a macvtap (C(direct)) interface, mode bridge.
+        type: str
+      model:
+        description: NIC model. Default V(virtio).
+        type: str
+        choices: [virtio, e1000e, e1000, rtl8139]
+  purge_interfaces:
+    description: Remove interfaces that are defined but not listed in O(interfaces).
+    type: bool
+  serial_console:
+    description: A serial port on a pty with the console on it (V(true) for a new domain). Needs a restart.
+    type: bool
+  guest_agent:
+    description: The QEMU guest agent channel (V(true) for a new domain). Needs a restart.
+    type: bool
+  graphics:
+    description: V(none) (default for a new domain), V(vnc) or V(spice). Needs a restart.
+    type: str
+    choices: [none, vnc, spice]
+  graphics_listen:
+    description: Address VNC/SPICE listens on. Default V(127.0.0.1) (local only).
+    type: str
+  tags:
+    description:
+      - Tags stored in the collection's own domain metadata (read by C(domain_info) and the inventory
+        plugin for groups). The list replaces the domain's tags (compared as a set). Applied live.
+    type: list
+    elements: str
+  autostart:
+    description: Start the domain when libvirtd starts.
+    type: bool
+  xml:
+    description:
+      - A full libvirt domain XML used as the base of a new domain; the other options are applied on top.
+      - On an existing domain, the features the module knows (see the options above) are read from this
+        XML and compared like options; other elements are only used when the domain is created.
+      - Malformed XML fails before anything is changed.
+    type: str
+  allow_restart:
+    description:
+      - Restart a running domain (graceful shutdown, O(force_stop) rules, start) to apply changes that
+        cannot be applied live. Otherwise they are in the definition and RV(restart_required) is V(true).
+    type: bool
+    default: false
+  force_stop:
+    description: Power the domain off when it has not shut down after O(shutdown_timeout) seconds. Otherwise the task fails.
+    type: bool
+    default: false
+  shutdown_timeout:
+    description: Seconds to wait for a graceful (ACPI) shutdown.
+    type: int
+    default: 120
+  wait_for:
+    description:
+      - After starting, wait until the guest agent answers (V(agent)) and/or the guest has an IP address
+        (V(ip), from the network's DHCP leases, then from the agent). Only for O(state=running).
+    type: list
+    elements: str
+    choices: [agent, ip]
+  wait_timeout:
+    description: Seconds to wait for O(wait_for).
+    type: int
+    default: 300
+  remove_storage:
+    description:
+      - With O(state=absent), also delete the domain's writable disk images (pool volumes or local files).
+      - An image that another volume uses as its backing file, or that another domain uses, is kept
+        (RV(kept_storage), with a warning). CD-ROMs and read-only disks are never deleted.
+    type: bool
+    default: false
+seealso:
+  - module: virtforge.libvirt.domain_info
+  - module: virtforge.libvirt.volume
+notes:
+  - Only graceful shutdown is used unless O(force_stop=true); a guest without an operating system
+    (or without ACPI support) never shuts down gracefully.
+"""
+
+EXAMPLES = r"""
+- name: A small domain on a qcow2 volume, running
+  virtforge.libvirt.domain:
+    name: web1
+    vcpus: 1
+    memory: 512MiB
+    disks:
+      - pool: default
+        volume: web1.qcow2
+    interfaces:
+      - network: default
+    tags: [web, prod]
+    state: running
+    wait_for: [agent]
+
+- name: Three domains in one task, shared defaults at the top level
+  virtforge.libvirt.domain:
+    memory: 1G
+    state: running
+    interfaces:
+      - network: default
+    domains:
+      - name: app1
+        disks: [{path: /var/lib/libvirt/images/app1.qcow2}]
+      - name: app2
+        disks: [{path: /var/lib/libvirt/images/app2.qcow2}]
+      - name: db1
+        memory: 4G
+        vcpus: 2
+        disks: [{path: /var/lib/libvirt/images/db1.qcow2}]
+
+- name: More vCPUs and memory live, within the maxima
+  virtforge.libvirt.domain:
+    name: web1
+    vcpus: 2
+    max_vcpus: 4
+    memory: 1G
+    max_memory: 2G
+    allow_restart: true   # raising the maxima needs one restart
+
+- name: Stop, powering off after 60 s if the guest ignores the shutdown request
+  virtforge.libvirt.domain:
+    name: web1
+    state: stopped
+    shutdown_timeout: 60
+    force_stop: true
+
+- name: Remove a domain and its disks (backing images of other volumes are kept)
+  virtforge.libvirt.domain:
+    name: web1
+    state: absent
+    force_stop: true
+    remove_storage: true
+"""
+
+RETURN = r"""
+changed:
+  description: Whether anything changed (or would change in check mode).
+  returned: always
+  type: bool
+changes:
+  description:
+    - Every change, for all domains. C(path) is C(group.key) or C(group[item key]); C(action) is add, update,
+      remove or state (start, shutdown, restart, undefine...); C(live) tells whether it was applied live.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{domain: web1, path: cpu.vcpus, action: update, before: 1, after: 2, live: true}]
+restart_required:
+  description: Whether some domain has changes in its definition that need a restart to take effect.
+  returned: always
+  type: bool
+domain:
+  description: The domain, when O(name) is used.
+  returned: when O(domains) is not used
+  type: dict
+  contains:
+    name:
+      description: Domain name.
+      type: str
+    state:
+      description: State after the task (predicted in check mode).
+      type: str
+      sample: running
+    uuid:
+      description: UUID.
+      type: str
+    type:
+      description: Domain type (kvm or qemu).
+      type: str
+    changed:
+      description: Whether this domain changed.
+      type: bool
+    changes:
+      description: This domain's changes (as in RV(changes)).
+      type: list
+      elements: dict
+    restart_required:
+      description: Whether this domain needs a restart for changes to take effect.
+      type: bool
+    pending_restart:
+      description: Changes already in the definition that the running domain does not have yet.
+      type: list
+      elements: str
+    ip_addresses:
+      description: Guest IP addresses, when O(wait_for) includes V(ip).
+      type: list
+      elements: str
+    agent:
+      description: Whether the guest agent answered, when O(wait_for) includes V(agent).
+      type: bool
+domains:
+  description: One entry per item of O(domains), in order, with the keys of RV(domain).
+  returned: when O(domains) is used
+  type: list
+  elements: dict
+kept_storage:
+  description: Images not deleted by O(remove_storage) and why (C(path), C(reason)).
+  returned: with O(state=absent) and O(remove_storage=true), single domain (per item in RV(domains))
+  type: list
+  elements: dict
+removed_storage:
+  description: Images deleted (or that would be in check mode).
+  returned: with O(state=absent) and O(remove_storage=true), single domain (per item in RV(domains))
+  type: list
+  elements: str
+timing:
+  description: Seconds spent per phase (connect, plan, define, stop, undefine, start, pause, wait).
+  returned: always
+  type: dict
+  sample: {connect: 0.05, plan: 0.2, define: 1.1, start: 24.8}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.virtforge.libvirt.plugins.module_utils._domain.manager import run_module
+from ansible_collections.virtforge.libvirt.plugins.module_utils._domain.spec import module_argument_spec
+from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import fail_from_exception
+from ansible_collections.virtforge.libvirt.plugins.module_utils._libvirt import check_libraries
+
+
+def main():
+    module = AnsibleModule(argument_spec=module_argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[("name", "domains"), ("xml", "domains")])
+    check_libraries(module)
+    try:
+        result = run_module(module)
+    except Exception as exc:  # pylint: disable=broad-except
+        fail_from_exception(module, exc)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
