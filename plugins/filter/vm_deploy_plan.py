@@ -1,0 +1,177 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtforge.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters behind the vm_deploy role: one VM list in, one batch of parameters per module out."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: vm_deploy_plan
+short_description: Expand vm_deploy's VM list into batched module parameters
+version_added: 0.1.0
+description:
+  - Merges each VM with the shared defaults and its named profile (VM settings win, then the profile,
+    then the defaults), fills in what the role derives (root disk name, hostname), and returns one list of
+    parameters per module, so that each step of the role is a single task for all VMs.
+  - Used by the P(virtforge.libvirt.vm_deploy#role) role; usable on its own.
+options:
+  _input:
+    description: The VMs (the role's C(vm_deploy_vms)).
+    type: list
+    elements: dict
+    required: true
+  defaults:
+    description: Settings every VM starts from.
+    type: dict
+  profiles:
+    description: Named settings a VM picks with C(profile).
+    type: dict
+  pool:
+    description: Storage pool for the VMs' disks.
+    type: str
+    default: default
+  golden_image:
+    description: Golden image path for VMs that do not name their own.
+    type: str
+  remove_storage:
+    description: For VMs with state absent, ask the domain module to delete their disks too.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Expand the VM list
+  ansible.builtin.set_fact:
+    plan: "{{ vms | virtforge.libvirt.vm_deploy_plan(defaults=defaults, pool='default', golden_image=golden) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: Keys C(vms), C(clones), C(disks), C(customizations), C(domains), C(absent), C(golden_images).
+  type: dict
+"""
+
+import copy
+import re
+
+from ansible.errors import AnsibleFilterError
+
+STATES = ("running", "stopped", "present", "paused", "absent")
+CLONE_MODES = ("linked", "full", "reflink", "auto")
+# Keys of a VM that are the role's own; everything else in a VM is passed to the domain module as is.
+ROLE_KEYS = {"profile", "golden_image", "clone_mode", "root_size", "extra_disks", "network", "customize",
+             "state", "pool"}
+DOMAIN_KEYS = {"vcpus", "max_vcpus", "memory", "max_memory", "cpu_mode", "cpu_model", "machine", "arch",
+               "firmware", "boot", "interfaces", "tags", "autostart", "title", "description", "graphics",
+               "serial_console", "guest_agent", "domain_type", "name"}
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:-]*$")
+
+
+def _fail(msg):
+    raise AnsibleFilterError("vm_deploy: %s" % msg)
+
+
+def _merge(*layers):
+    out = {}
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if key == "customize" and isinstance(value, dict) and isinstance(out.get(key), dict):
+                merged = dict(out[key])
+                merged.update(value)
+                out[key] = merged
+            else:
+                out[key] = copy.deepcopy(value)
+    return out
+
+
+def vm_deploy_plan(vms, defaults=None, profiles=None, pool="default", golden_image=None, remove_storage=False):
+    if not isinstance(vms, list):
+        _fail("vm_deploy_vms must be a list of VMs, got %s" % type(vms).__name__)
+    profiles = profiles or {}
+    plan = dict(vms=[], clones=[], disks=[], customizations=[], domains=[], absent=[], golden_images=[])
+    seen = set()
+    for index, raw in enumerate(vms):
+        where = "vm_deploy_vms[%d]" % index
+        if not isinstance(raw, dict) or not raw.get("name"):
+            _fail("%s: every VM needs a name" % where)
+        name = raw["name"]
+        where = "vm_deploy_vms[%d] (%s)" % (index, name)
+        if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > 64:
+            _fail("%s.name: %r is not a valid name; use letters, digits and . _ - + : only" % (where, name))
+        if name in seen:
+            _fail("%s.name: %r is listed twice" % (where, name))
+        seen.add(name)
+        profile_name = raw.get("profile", (defaults or {}).get("profile"))
+        if profile_name is not None and profile_name not in profiles:
+            _fail("%s.profile: unknown profile %r; known: %s"
+                  % (where, profile_name, ", ".join(sorted(profiles)) or "none (set vm_deploy_profiles)"))
+        vm = _merge(defaults, profiles.get(profile_name) if profile_name else None, raw)
+        vm.pop("profile", None)
+        unknown = set(vm) - ROLE_KEYS - DOMAIN_KEYS
+        if unknown:
+            _fail("%s: unknown settings %s; see the role's argument spec for vm_deploy_vms"
+                  % (where, ", ".join(sorted(unknown))))
+        state = vm.get("state", "running")
+        if state not in STATES:
+            _fail("%s.state: %r is not one of %s" % (where, state, ", ".join(STATES)))
+        vm_pool = vm.get("pool", pool)
+        plan["vms"].append(dict(vm, state=state, pool=vm_pool))
+        if state == "absent":
+            plan["absent"].append(name)
+            plan["domains"].append(dict(name=name, state="absent", remove_storage=bool(remove_storage)))
+            continue
+        golden = vm.get("golden_image", golden_image)
+        if not golden:
+            _fail("%s.golden_image: no golden image; set vm_deploy_golden_image or the VM's golden_image" % where)
+        mode = vm.get("clone_mode", "linked")
+        if mode not in CLONE_MODES:
+            _fail("%s.clone_mode: %r is not one of %s" % (where, mode, ", ".join(CLONE_MODES)))
+        if golden not in plan["golden_images"]:
+            plan["golden_images"].append(golden)
+        root = "%s.qcow2" % name
+        clone = dict(name=root, pool=vm_pool, clone_from=golden, mode=mode)
+        if vm.get("root_size") is not None:
+            clone["capacity"] = vm["root_size"]
+        plan["clones"].append(clone)
+        disks = [dict(pool=vm_pool, volume=root, dev="vda", bus="virtio", format="qcow2")]
+        for dindex, extra in enumerate(vm.get("extra_disks") or []):
+            if not isinstance(extra, dict) or extra.get("size") is None:
+                _fail("%s.extra_disks[%d].size: every extra disk needs a size" % (where, dindex))
+            vol = extra.get("name") or "%s-disk%d.qcow2" % (name, dindex + 1)
+            plan["disks"].append(dict(name=vol, pool=vm_pool, capacity=extra["size"],
+                                      format=extra.get("format", "qcow2")))
+            disk = dict(pool=vm_pool, volume=vol, bus=extra.get("bus", "virtio"),
+                        format=extra.get("format", "qcow2"))
+            if extra.get("dev"):
+                disk["dev"] = extra["dev"]
+            disks.append(disk)
+        customize = dict(vm.get("customize") or {})
+        customize.setdefault("hostname", name)
+        plan["customizations"].append(dict(customize, pool=vm_pool, volume=root))
+        domain = {k: copy.deepcopy(v) for k, v in vm.items() if k in DOMAIN_KEYS}
+        domain["disks"] = disks
+        if "interfaces" not in domain and vm.get("network"):
+            domain["interfaces"] = [dict(network=vm["network"], model="virtio")]
+        domain["state"] = state
+        plan["domains"].append(domain)
+    return plan
+
+
+def vm_deploy_report(domains, volumes=None):
+    """A fixed-width table of the deployed VMs: name, state, IP, disk backing."""
+    backing = {}
+    for vol in volumes or []:
+        if isinstance(vol, dict) and vol.get("name"):
+            backing[vol["name"]] = vol.get("backing") or ("full copy" if vol.get("exists") else "")
+    rows = [("NAME", "STATE", "IP", "DISK BACKING")]
+    for dom in domains or []:
+        addresses = [a.get("address") for a in dom.get("ip_addresses") or [] if a.get("address")]
+        rows.append((dom.get("name", ""), dom.get("state", ""), ", ".join(addresses) or "-",
+                     backing.get("%s.qcow2" % dom.get("name"), "-") or "-"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
+    return ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"vm_deploy_plan": vm_deploy_plan, "vm_deploy_report": vm_deploy_report}
