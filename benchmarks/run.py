@@ -55,6 +55,7 @@ def bench_bulk(count):
         with open(os.path.join(xmldir, name + ".xml"), "w") as handle:
             handle.write(tiny_domain_xml(name))
     out = {}
+    ours_vars = dict(bench_domains=[dict(name=n) for n in names])
     try:
         cases = [
             ("script", "libvirt-python script, one connection",
@@ -62,7 +63,7 @@ def bench_bulk(count):
             ("virsh", "virsh define + start loop",
              lambda: timed(["bash", os.path.join(HERE, "bulk_virsh.sh"), str(count), prefix, xmldir])[0]),
             ("ours", "virtforge.libvirt.domain, one task",
-             lambda: playbook(os.path.join(HERE, "playbooks", "bulk_ours.yml"), dict(bench_names=names))[0]),
+             lambda: playbook(os.path.join(HERE, "playbooks", "bulk_ours.yml"), ours_vars)[0]),
             ("community", "community.libvirt.virt in a loop",
              lambda: playbook(os.path.join(HERE, "playbooks", "bulk_community.yml"),
                               dict(bench_names=names, bench_xmldir=xmldir))[0]),
@@ -77,7 +78,7 @@ def bench_bulk(count):
             record("bulk", label, seconds)
             if key == "ours":
                 # the same task again, with all domains already defined and running
-                seconds = playbook(os.path.join(HERE, "playbooks", "bulk_ours.yml"), dict(bench_names=names))[0]
+                seconds = playbook(os.path.join(HERE, "playbooks", "bulk_ours.yml"), ours_vars)[0]
                 out["ours_noop"] = seconds
                 record("bulk", "virtforge.libvirt.domain, nothing to change", seconds)
     finally:
