@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds the lab golden image with virtforge.libvirt.image_build (cached by recipe hash: a cache
+# hit takes seconds) and writes /var/lib/virtforge-lab/golden.json {"path": ..., "sha256": ...}.
+#
+#   tests/lab/golden-image.sh            build or reuse
+#   tests/lab/golden-image.sh --force    rebuild even if cached
+# Progress of a build: tail -f /var/cache/virtforge/images/<recipe hash>.log
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+LAB_DIR=${VF_LAB_DIR:-/var/lib/virtforge-lab}
+CACHE_DIR=${VF_IMAGE_CACHE_DIR:-/var/cache/virtforge/images}
+EXTRA=()
+if [ "${1:-}" = "--force" ]; then EXTRA=(-e '{"vf_golden_force": true}'); fi
+
+mkdir -p "$LAB_DIR" "$CACHE_DIR"
+# QEMU runs as libvirt-qemu and must be able to read the golden image through every directory
+chmod 0755 "$LAB_DIR" "$(dirname "$CACHE_DIR")" "$CACHE_DIR"
+
+cd "$ROOT"
+test -e .build/collections/ansible_collections/virtforge/libvirt || make -s collection
+export ANSIBLE_CONFIG=${ANSIBLE_CONFIG:-$ROOT/tests/ansible.cfg}
+export ANSIBLE_COLLECTIONS_PATH=${ANSIBLE_COLLECTIONS_PATH:-$ROOT/.build/collections}
+export ANSIBLE_PYTHON_INTERPRETER=${ANSIBLE_PYTHON_INTERPRETER:-$ROOT/.venv/bin/python}
+start=$(date +%s)
+echo "[golden-image] building or reusing the lab golden image (build progress: tail -f $CACHE_DIR/<hash>.log)" >&2
+"$ROOT/.venv/bin/ansible-playbook" tests/lab/golden-image.yml \
+  -e "vf_lab_dir=$LAB_DIR" -e "vf_golden_cache_dir=$CACHE_DIR" "${EXTRA[@]}"
+
+path=$("$ROOT/.venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["path"])' "$LAB_DIR/golden.json")
+test -f "$path" || { echo "[golden-image] $path missing" >&2; exit 1; }
+if getent passwd libvirt-qemu >/dev/null; then
+  su -s /bin/sh libvirt-qemu -c "test -r '$path'" || { echo "[golden-image] libvirt-qemu cannot read $path" >&2; exit 1; }
+fi
+echo "[golden-image] $path ready in $(( $(date +%s) - start )) s" >&2
