@@ -275,6 +275,9 @@ class ObjectManager(object):
     def define(self, xml):
         raise NotImplementedError
 
+    def start(self, obj):
+        obj.create()
+
     def extra_notes(self, plan, obj, ctx):
         """Object-specific steps to add to the plan (build, delete...)."""
 
@@ -357,7 +360,7 @@ class ObjectManager(object):
             obj.destroy()
         self.before_start(obj, plan)
         if "restart" in plan.notes or "start" in plan.notes:
-            obj.create(0)
+            self.start(obj)
         if "restart" in plan.notes:
             self.after_restart(obj, plan, result)
         for note in plan.notes:
@@ -428,6 +431,9 @@ class PoolManager(ObjectManager):
 
     def define(self, xml):
         return self.conn.storagePoolDefineXML(xml, 0)
+
+    def start(self, obj):
+        obj.create(0)
 
     def extra_notes(self, plan, obj, ctx):
         params = self.params
