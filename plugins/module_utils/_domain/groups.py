@@ -537,7 +537,12 @@ class TagsGroup(OptionGroup):
 
     def apply_live(self, target, changes, desired, ctx):
         node = self._instance(ctx["plan_after_root"], create=True)
-        target.setMetadata(METADATA_ELEMENT, etree.tostring(node, encoding="unicode"), METADATA_PREFIX,
+        # libvirt puts the element in the namespace itself: hand it over unqualified.
+        plain = etree.Element(METADATA_ROOT)
+        for item in node:
+            if isinstance(item.tag, str):
+                etree.SubElement(plain, etree.QName(item).localname, dict(item.attrib)).text = item.text
+        target.setMetadata(METADATA_ELEMENT, etree.tostring(plain, encoding="unicode"), METADATA_PREFIX,
                            METADATA_NS, AFFECT_LIVE)
 
 
