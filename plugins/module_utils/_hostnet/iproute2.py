@@ -151,6 +151,11 @@ class Iproute2Provider(Provider):
                 for member in have.get("members") or []:
                     steps.append({"argv": ip("link", "set", "dev", member, "nomaster")})
                 have["members"] = []
+            if kind == "bridge" and "stp" in attr_keys and not cfg["stp"]:
+                # the kernel checks forward_delay against STP's 2-30 s before it applies stp_state:
+                # turn STP off first, then a short forward delay is accepted
+                steps.append({"argv": ip("link", "set", "dev", name, "type", "bridge", "stp_state", "0")})
+                attr_keys = attr_keys - {"stp"}
             attrs = self._attrs(kind, cfg, attr_keys)
             if attrs:
                 steps.append({"argv": ip("link", "set", "dev", name, "type", kind, *attrs)})
