@@ -19,7 +19,7 @@ description:
   - Usable as an AWX or Ansible Automation Platform inventory source ("Sourced from a Project"); see the
     collection's C(docs/inventory.md).
 author:
-  - virtforge.libvirt contributors
+  - virtforge.libvirt contributors (@virtforge)
 requirements:
   - libvirt-python
   - lxml

@@ -20,7 +20,7 @@ description:
     overlap, so a result can be fed back to it.
   - Names that match nothing give an empty list, not an error, unless O(fail_on_missing=true).
 author:
-  - virtforge.libvirt contributors
+  - virtforge.libvirt contributors (@virtforge)
 extends_documentation_fragment:
   - virtforge.libvirt.libvirt
   - virtforge.libvirt.libvirt.attributes
@@ -166,7 +166,7 @@ domains:
       type: int
       sample: 512
     memory_bytes:
-      description: O(memory) in bytes.
+      description: RV(domains.memory) in bytes.
       type: int
     max_memory:
       description: Maximum memory in MiB (libvirt's C(memory) element).

@@ -154,6 +154,7 @@ def test_cache_is_used_and_refreshed(tmp_path, domains, monkeypatch):
     cache = dict(cache=True, cache_plugin="jsonfile", cache_connection=str(tmp_path / "cache"))
     _plugin, inventory = load(tmp_path, cache, cache=False)  # refresh: query and write the cache
     assert len(inventory.hosts) == 3
+
     def no_connection(*args, **kwargs):
         raise AssertionError("the cache should have answered")
     monkeypatch.setattr(plugin_module, "connect", no_connection)

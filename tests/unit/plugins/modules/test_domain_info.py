@@ -72,7 +72,9 @@ def names(result):
 def test_all_domains(monkeypatch, tagged):
     result = run(monkeypatch)
     assert not result["failed"] and result["changed"] is False
-    assert names(result) == sorted(["test", PREFIX + "0", PREFIX + "1", PREFIX + "2"])
+    # test:///default is shared by the whole test process: other tests may have domains there too
+    assert {"test", PREFIX + "0", PREFIX + "1", PREFIX + "2"} <= set(names(result))
+    assert names(result) == sorted(names(result))
     assert result["missing"] == []
 
 
