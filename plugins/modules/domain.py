@@ -184,7 +184,9 @@ options:
         description: MAC address (unicast).
         type: str
       type:
-        description: Interface type. Deduced from O(interfaces[].network), O(interfaces[].bridge) or O(interfaces[].direct) when omitted.
+        description:
+          - Interface type. Deduced from O(interfaces[].network), O(interfaces[].bridge) or
+            O(interfaces[].direct) when omitted.
         type: str
         choices: [network, bridge, user, direct]
       network:
@@ -239,7 +241,9 @@ options:
     type: bool
     default: false
   force_stop:
-    description: Power the domain off when it has not shut down after O(shutdown_timeout) seconds. Otherwise the task fails.
+    description:
+      - Power the domain off when it has not shut down after O(shutdown_timeout) seconds.
+        Otherwise the task fails.
     type: bool
     default: false
   shutdown_timeout:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from .._engine import Plan, parse_xml
 from .._errors import VirtforgeError
@@ -29,6 +30,10 @@ try:
     import libvirt_qemu
 except ImportError:  # pragma: no cover - ships with libvirt-python
     libvirt_qemu = None
+
+# Phases whose per-domain steps run in a few threads over the one connection.
+PARALLEL_PHASES = ("start", "pause")
+PARALLEL_WORKERS = 4
 
 XML_INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE
 UNDEFINE_MANAGED_SAVE = 1
@@ -315,14 +320,22 @@ class DomainManager(object):
             self._stop_all(entries)
         elif name == "wait":
             self._wait_all(entries)
+        elif name in PARALLEL_PHASES and len(entries) > 1:
+            # Starting a QEMU process is mostly waiting on it; libvirt connections are
+            # thread-safe, so a few starts overlap (each domain still has its own job lock).
+            with ThreadPoolExecutor(max_workers=min(PARALLEL_WORKERS, len(entries))) as pool:
+                list(pool.map(lambda e: self._step(name, func, e), entries))
         else:
             for entry in entries:
-                try:
-                    func(entry)
-                except (VirtforgeError, libvirt.libvirtError) as exc:
-                    entry.error = _message(exc)
-                    self.log("%s %s failed: %s" % (name, entry.name, entry.error))
+                self._step(name, func, entry)
         self._timed(name, started)
+
+    def _step(self, name, func, entry):
+        try:
+            func(entry)
+        except (VirtforgeError, libvirt.libvirtError) as exc:
+            entry.error = _message(exc)
+            self.log("%s %s failed: %s" % (name, entry.name, entry.error))
 
     def _define(self, entry):
         plan = entry.plan

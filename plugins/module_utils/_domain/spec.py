@@ -83,6 +83,11 @@ class DomainSpec(DocumentSpec):
         if group.name in ("serial_console", "guest_agent") and not from_base.get("enabled"):
             out = {}
         out.update(want)
+        # An option that raises the current value above the XML's maximum raises the maximum
+        # (as it does without XML), unless the maximum is an option too.
+        for cur, top in (("memory", "max_memory"), ("vcpus", "max_vcpus")):
+            if cur in want and top not in want and top in out and out[top] < want[cur]:
+                del out[top]
         return out
 
 
