@@ -530,7 +530,7 @@ class VolumeManager(object):
     def _check_delete(self, path):
         if self.params["force"]:
             return
-        users = backing_users(path, self.location)
+        users = backing_users(path, self.location, self.conn)
         if users:
             raise VirtforgeError(
                 "%s is the backing file of %s" % (path, ", ".join(sorted(users))), option="name",
@@ -612,16 +612,42 @@ class VolumeManager(object):
         return out
 
 
-def backing_users(path, location):
-    """Images that use ``path`` as their backing file: qcow2 headers in the same directory,
-    and the backing stores libvirt reports for the pool's volumes."""
+def _pool_directories(conn):
+    """Target directories of the active file-backed pools of ``conn``."""
+    from ._engine import parse_xml  # pylint: disable=import-outside-toplevel
+
+    dirs = []
+    if conn is None:
+        return dirs
+    for pool in conn.listAllStoragePools(0):
+        try:
+            if not pool.isActive():
+                continue
+            root = parse_xml(pool.XMLDesc(0))
+        except Exception:  # pylint: disable=broad-except  # pool vanished meanwhile
+            continue
+        target = root.findtext("target/path")
+        if root.get("type") in FILE_POOL_TYPES and target and os.path.isdir(target):
+            dirs.append(os.path.realpath(target))
+    return dirs
+
+
+def backing_users(path, location, conn=None):
+    """Images that use ``path`` as their backing file.
+
+    Reads the qcow2 headers of the files in the volume's own directory and in every active
+    file-backed pool of the connection, and the backing stores libvirt reports for the
+    volume's pool.
+    """
     real = os.path.realpath(path)
     users = set()
-    for entry in os.scandir(location.directory):
-        if entry.is_file(follow_symlinks=False) and entry.path != path and TMP_MARK not in entry.name:
-            info = qcow2_header(entry.path)
-            if info and info["backing"] and os.path.realpath(info["backing"]) == real:
-                users.add(entry.path)
+    directories = [location.directory] + [d for d in _pool_directories(conn) if d != location.directory]
+    for directory in directories:
+        for entry in os.scandir(directory):
+            if entry.is_file(follow_symlinks=False) and entry.path != path and TMP_MARK not in entry.name:
+                info = qcow2_header(entry.path)
+                if info and info["backing"] and os.path.realpath(info["backing"]) == real:
+                    users.add(entry.path)
     if location.pool is not None:
         from ._engine import parse_xml  # pylint: disable=import-outside-toplevel
 
