@@ -57,11 +57,15 @@ kvm_usable:
   returned: always
   type: bool
 cpu:
-  description: vendor, model, count, virtualization_flags (vmx/svm), hardware_virtualization, virtualization (VT-x/AMD-V).
+  description:
+    - vendor, model, count, virtualization_flags (vmx/svm), hardware_virtualization,
+      virtualization (VT-x/AMD-V).
   returned: always
   type: dict
 kvm:
-  description: usable, device (/dev/kvm exists), module (kvm_intel/kvm_amd), nested (bool or null), reason when unusable.
+  description:
+    - usable, device (/dev/kvm exists), module (kvm_intel/kvm_amd), nested (bool or null),
+      reason when unusable.
   returned: always
   type: dict
 iommu:
