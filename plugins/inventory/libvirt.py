@@ -157,7 +157,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 
 from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import VirtforgeError
 from ansible_collections.virtforge.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, connect, libvirt
-from ansible_collections.virtforge.libvirt.plugins.module_utils._query import first_ip, query_domains
+from ansible_collections.virtforge.libvirt.plugins.module_utils._query import DomainQuery, first_ip
 
 
 def uri_host(uri):
@@ -202,14 +202,20 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _query(self):
         """``[{"uri": ..., "domains": [...]}, ...]`` for every URI (plain data: it is cached as JSON)."""
         ip_sources = self.get_option("ip_sources")
+        try:
+            # the filters are checked once, before any connection: a bad option is never "unreachable"
+            query = DomainQuery(None, names=self.get_option("name"), states=self.get_option("state"),
+                                tags=self.get_option("tags"), details=self.get_option("details"),
+                                ip_sources=ip_sources)
+        except VirtforgeError as exc:
+            raise AnsibleParserError("virtforge.libvirt.libvirt: %s" % exc.message) from None
         out = []
         for uri in self.get_option("uris") or [DEFAULT_URI]:
             conn = None
             try:
                 conn = connect(uri, readonly="agent" not in ip_sources)
-                result = query_domains(conn, names=self.get_option("name"), states=self.get_option("state"),
-                                       tags=self.get_option("tags"), details=self.get_option("details"),
-                                       ip_sources=ip_sources)
+                query.conn = conn
+                result = query.run()
             except VirtforgeError as exc:
                 self._unreachable(uri, exc.message)
                 continue
@@ -217,6 +223,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self._unreachable(uri, to_native(exc.get_error_message()))
                 continue
             finally:
+                query.conn = None
                 if conn is not None:
                     try:
                         conn.close()

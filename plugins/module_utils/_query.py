@@ -161,6 +161,8 @@ class DomainQuery(object):
 
     # -- the query -------------------------------------------------------------------------
     def run(self):
+        """Query ``self.conn``; may be called again (e.g. on another connection)."""
+        self.warnings = []
         conn = self.conn
         all_domains = conn.listAllDomains(0)
         selected, missing = self._match_names(all_domains)

@@ -6,7 +6,7 @@ tests import the collection from a plain sys.path entry)."""
 
 import pytest
 import yaml
-from ansible.errors import AnsibleParserError
+from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import inventory_loader
@@ -161,3 +161,12 @@ def test_cache_is_used_and_refreshed(tmp_path, domains, monkeypatch):
     _plugin, inventory = load(tmp_path, cache, cache=True)
     assert sorted(inventory.hosts) == [PREFIX + "0", PREFIX + "1", PREFIX + "2"]
     assert hosts_of(inventory, "tag_web") == [PREFIX + "0", PREFIX + "1"]
+
+
+def test_bad_options_fail_even_when_unreachable_uris_are_ignored(tmp_path, domains):
+    # choices are checked by Ansible's configuration manager ...
+    with pytest.raises(AnsibleError, match="asleep"):
+        load(tmp_path, dict(state=["asleep"], ignore_unreachable=True))
+    # ... the rest by the query, before any connection
+    with pytest.raises(AnsibleParserError, match=r"tags\[0\]"):
+        load(tmp_path, dict(tags=[""], ignore_unreachable=True))
