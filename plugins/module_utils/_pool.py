@@ -297,7 +297,7 @@ class ObjectManager(object):
         params = self.params
         name = params["name"]
         obj = self.lookup(name)
-        self.spec.validate(params, obj is not None)
+        self.spec.validate(params, obj is not None or params["state"] == "absent")
         running = bool(obj is not None and obj.isActive())
         ctx = dict(params=params, running=running, conn=self.conn, obj=obj)
         state = params["state"]
