@@ -10,6 +10,8 @@ disarm (or roll back at once and fail saying what was rolled back).
 
 from __future__ import annotations
 
+import time
+
 from .._engine import Plan
 from .._errors import VirtforgeError, fail_from_exception
 from .._run import Runner
@@ -22,7 +24,7 @@ def argument_spec(kind):
 
 
 class HostNetManager(object):
-    def __init__(self, module, kind, store=None, runner=None, environ=None):
+    def __init__(self, module, kind, store=None, runner=None, environ=None, clock=time.time, sleep=time.sleep):
         self.module = module
         self.kind = kind
         self.params = module.params
@@ -30,6 +32,8 @@ class HostNetManager(object):
         self.store = store or safe.RollbackStore()
         self.environ = environ
         self.result = dict(changed=False)
+        self.clock = clock
+        self.sleep = sleep
 
     def resolve_provider(self):
         name = self.params.get("provider") or "auto"
@@ -80,7 +84,8 @@ class HostNetManager(object):
         return method, (lambda: argv)
 
     def probe(self, factory, seconds):
-        return safe.verify(lambda argv: self.runner.run(argv, check=False), factory, seconds)
+        return safe.verify(lambda argv: self.runner.run(argv, check=False), factory, seconds, clock=self.clock,
+                           sleep=self.sleep)
 
     def run(self):
         p = self.params
