@@ -22,7 +22,7 @@ description:
   - Defaults such as one vCPU, 512 MiB, a serial console, a guest agent channel and no graphics are
     used only when a domain is created; on an existing domain an option you do not set is left alone.
 author:
-  - virtforge.libvirt contributors
+  - virtforge.libvirt contributors (@virtforge)
 extends_documentation_fragment:
   - virtforge.libvirt.libvirt
   - virtforge.libvirt.libvirt.attributes

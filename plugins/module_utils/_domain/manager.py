@@ -542,7 +542,11 @@ class DomainManager(object):
         errors = [i for i in items if i.get("error")]
         if errors:
             result["failed_domains"] = [i["name"] for i in errors]
-            raise VirtforgeError("; ".join("%s: %s" % (i["name"], i["error"]) for i in errors), **result)
+            if "domains" in result:
+                msg = "; ".join("%s: %s" % (i["name"], i["error"]) for i in errors)
+            else:
+                msg = errors[0]["error"]
+            raise VirtforgeError(msg, **result)
         return result
 
     def _final_state(self, entry, check):

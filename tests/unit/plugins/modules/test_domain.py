@@ -170,8 +170,8 @@ def test_live_changes_on_a_running_domain(conn):
 
 def test_bad_batch_item_creates_nothing(conn):
     before = names(conn)
-    res = fail(dict(state="running", domains=[dict(name="vft-dom-ok"), dict(name="vft-dom-x", vcpus=0),
-                                               dict(name="vft-dom-ok2")]))
+    items = [dict(name="vft-dom-ok"), dict(name="vft-dom-x", vcpus=0), dict(name="vft-dom-ok2")]
+    res = fail(dict(state="running", domains=items))
     assert res["msg"].startswith("domains[1].vcpus:")
     assert names(conn) == before
     res = fail(dict(domains=[dict(name="vft-dom-ok"), dict(name="vft-dom-ok")]))

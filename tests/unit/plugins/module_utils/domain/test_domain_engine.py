@@ -69,8 +69,8 @@ def test_current_reads_canonical_values(make_ctx):
     ctx = make_ctx("vft-dom-full")
     assert SPEC.group("memory").current(root, ctx) == dict(memory=1024 ** 3, max_memory=2 * 1024 ** 3)
     assert SPEC.group("cpu").current(root, ctx) == dict(vcpus=2, max_vcpus=4, cpu_mode="custom", cpu_model="qemu64")
-    assert SPEC.group("os").current(root, ctx) == dict(arch="x86_64", machine="pc-q35-7.2", firmware="efi",
-                                                         boot=["cdrom", "hd"])
+    want_os = dict(arch="x86_64", machine="pc-q35-7.2", firmware="efi", boot=["cdrom", "hd"])
+    assert SPEC.group("os").current(root, ctx) == want_os
     assert SPEC.group("tags").current(root, ctx) == dict(tags=["prod", "web"])
     nics = SPEC.group("interfaces").current(root, ctx)["items"]
     assert [n["mac"] for n in nics][1] == "52:54:00:aa:bb:cc"
