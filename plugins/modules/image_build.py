@@ -24,6 +24,8 @@ description:
   - Without hardware virtualization on the machine running the module, libguestfs is run with
     E(LIBGUESTFS_BACKEND=direct) and E(LIBGUESTFS_BACKEND_SETTINGS=force_tcg).
 author: virtforge.libvirt contributors
+extends_documentation_fragment:
+  - virtforge.libvirt.libvirt
 options:
   release:
     description: Debian release (suite) to install.
@@ -147,6 +149,8 @@ requirements:
     running the module (for the libguestfs appliance).
   - root privileges.
 notes:
+  - O(uri) is accepted so that the C(group/virtforge.libvirt.libvirt) module defaults apply to this module too;
+    building an image does not connect to libvirt (libvirt-python and lxml are not needed).
   - Bad input (an unknown release, a package name with spaces...) fails before anything is downloaded or written.
   - A failed build removes its working directory; the cache keeps only complete images.
 seealso:
@@ -259,11 +263,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import fail_from_exception
 from ansible_collections.virtforge.libvirt.plugins.module_utils._image import build
+from ansible_collections.virtforge.libvirt.plugins.module_utils._libvirt import CONNECTION_ARGSPEC
 from ansible_collections.virtforge.libvirt.plugins.module_utils._run import Runner
 
 
 def main():
-    module = AnsibleModule(argument_spec=build.ARGUMENT_SPEC, supports_check_mode=True)
+    argument_spec = dict(CONNECTION_ARGSPEC)
+    argument_spec.update(build.ARGUMENT_SPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
         result = build.run_module(module, Runner(module))
     except Exception as exc:  # pylint: disable=broad-except

@@ -11,13 +11,15 @@ short_description: Customize a disk image offline with libguestfs (hostname, ide
 version_added: 0.1.0
 description:
   - Customizes a disk image (typically a linked clone of a golden image) without booting it, in one
-    libguestfs appliance run (C(virt-customize)) - host name, machine-id reset, SSH host keys regenerated at
+    libguestfs appliance run (C(guestfish)) - host name, machine-id reset, SSH host keys regenerated at
     first boot, users with SSH keys, root password, systemd-networkd network configuration, files, and
     commands run once at first boot.
   - The customization is made canonical and hashed. The hash and the spec (secrets masked) are recorded
     inside the image in C(/etc/virtforge/customize.json), and the hash also as the extended attribute
     C(user.virtforge.customize) of the image file. The same spec reports no change; reading the record
-    costs nothing when the attribute matches, and one read-only C(virt-cat) run otherwise.
+    costs nothing when the attribute matches, and one read-only libguestfs run otherwise (check mode).
+  - A real run is one libguestfs run whether or not the spec is already applied, when the attribute does not
+    answer (the previous record is copied out of the image in the same run).
   - Changes are written to a temporary qcow2 overlay and committed into the image only when everything
     succeeded, so a failure leaves the image unchanged.
   - Customization is additive. Re-running with a different spec applies the new spec on top; files and
@@ -144,7 +146,9 @@ options:
         description: Group (name or id in the image).
         type: str
   firstboot_commands:
-    description: Shell commands run once, in order, at the first boot (virt-customize's firstboot service).
+    description:
+      - Shell commands run once, in order, at the next boot (by the C(virtforge-firstboot) systemd unit; output in
+        C(/var/log/virtforge-firstboot.log)).
     type: list
     elements: str
     default: []
@@ -195,7 +199,8 @@ attributes:
     support: full
     description: The same spec is recorded in the image and reports no change.
 requirements:
-  - libguestfs-tools (virt-customize, virt-cat), qemu-utils; genisoimage for O(cloud_init_seed).
+  - libguestfs-tools (guestfish, virt-cat), qemu-utils, openssl (for O(root_password)); genisoimage for
+    O(cloud_init_seed).
   - libvirt-python (to check that no running domain uses the image).
 notes:
   - The guest's network configuration uses systemd-networkd (images from M(virtforge.libvirt.image_build) use it).
@@ -275,7 +280,8 @@ changes:
   type: list
   elements: dict
 timings:
-  description: Seconds spent reading the record (read_record), in virt-customize (customize) and committing (commit).
+  description: Seconds spent reading the record (read_record), in the guestfish run (customize) and committing the
+    overlay (commit).
   returned: always
   type: dict
 seed:

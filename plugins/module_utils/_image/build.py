@@ -312,8 +312,20 @@ class Builder(object):
             if self.params["dest_mode"] == "symlink":
                 common.atomic_symlink(self.image, self.dest)
             else:
-                common.atomic_copy(self.image, self.dest)
+                self.copy_to_dest()
         return result
+
+    def copy_to_dest(self):
+        """A sparse copy under a temporary name next to dest, with the cache file's mtime, renamed when complete."""
+        tmp = common.temp_name(self.dest)
+        try:
+            self.runner.run([self.runner.which("cp"), "--sparse=always", "--preserve=timestamps", self.image, tmp],
+                            what="cp (to dest)")
+            os.chmod(tmp, 0o644)
+            os.rename(tmp, self.dest)
+        except BaseException:
+            common.remove_quietly(tmp)
+            raise
 
     def build(self):
         tools = common.require_tools(self.runner, ["debootstrap", "virt-make-fs", "guestfish", "qemu-img", "chroot"])

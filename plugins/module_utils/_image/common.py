@@ -76,19 +76,6 @@ def atomic_write_text(path, text, mode=0o644):
         raise
 
 
-def atomic_copy(src, dest, mode=0o644):
-    """Copy ``src`` to ``dest`` under a temporary name, keep its mtime, rename when complete."""
-    tmp = temp_name(dest)
-    try:
-        shutil.copyfile(src, tmp)
-        shutil.copystat(src, tmp)
-        os.chmod(tmp, mode)
-        os.rename(tmp, dest)
-    except BaseException:
-        remove_quietly(tmp)
-        raise
-
-
 def atomic_symlink(target, link):
     tmp = temp_name(link)
     try:
