@@ -14,7 +14,8 @@ description:
   - Every change is applied with a rollback armed beforehand and is verified afterwards; see O(rollback_timeout).
   - Validation happens before anything changes; a member already enslaved to another bond or bridge is refused.
 version_added: 0.1.0
-author: virtforge.libvirt contributors
+author:
+  - virtforge.libvirt contributors (@virtforge)
 options:
   members:
     description:

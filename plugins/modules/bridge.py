@@ -14,7 +14,8 @@ description:
   - Works through NetworkManager, ifupdown or iproute2 (runtime only, also inside network namespaces).
   - Every change is applied with a rollback armed beforehand and is verified afterwards; see O(rollback_timeout).
 version_added: 0.1.0
-author: virtforge.libvirt contributors
+author:
+  - virtforge.libvirt contributors (@virtforge)
 options:
   ports:
     description:

@@ -20,7 +20,8 @@ description:
     RV(libvirt), not a failure (the host may not be built yet).
   - Linux bridges and bonds (C(/sys/class/net)).
 version_added: 0.1.0
-author: virtforge.libvirt contributors
+author:
+  - virtforge.libvirt contributors (@virtforge)
 options: {}
 extends_documentation_fragment:
   - virtforge.libvirt.libvirt

@@ -14,7 +14,8 @@ description:
   - Every change is applied with a rollback armed beforehand and is verified afterwards; see O(rollback_timeout).
   - The kernel cannot change a VLAN's id or parent in place; the iproute2 provider replaces the link.
 version_added: 0.1.0
-author: virtforge.libvirt contributors
+author:
+  - virtforge.libvirt contributors (@virtforge)
 options:
   id:
     description:

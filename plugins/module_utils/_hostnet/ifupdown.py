@@ -38,7 +38,7 @@ _OPTIONS = dict(
         ("mode", "bond-mode", str, str),
         ("miimon", "bond-miimon", str, int),
         ("arp_interval", "bond-arp-interval", str, int),
-        ("arp_ip_target", "bond-arp-ip-target", lambda v: " ".join(v), lambda v: v.split()),
+        ("arp_ip_target", "bond-arp-ip-target", " ".join, str.split),
         ("lacp_rate", "bond-lacp-rate", str, str),
         ("xmit_hash_policy", "bond-xmit-hash-policy", str, str),
         ("primary", "bond-primary", str, str),

@@ -24,7 +24,7 @@ _BOND_ATTRS = dict(
     mode=("mode", str),
     miimon=("miimon", str),
     arp_interval=("arp_interval", str),
-    arp_ip_target=("arp_ip_target", lambda v: ",".join(v)),
+    arp_ip_target=("arp_ip_target", ",".join),
     lacp_rate=("lacp_rate", str),
     xmit_hash_policy=("xmit_hash_policy", str),
 )

@@ -102,9 +102,9 @@ def check_ifname(value, option):
                              fix="Use a name of at most 15 characters")
     if value in (".", "..") or not _IFNAME_RE.match(value):
         bad = sorted({c for c in value if not re.match(r"[A-Za-z0-9_.-]", c)})
-        raise VirtforgeError("interface name %r %s" % (value, "contains %s" % ", ".join(repr(c) for c in bad)
-                                                        if bad else "is not allowed"),
-                             option=option, fix="Use letters, digits and . _ - only")
+        why = "contains %s" % ", ".join(repr(c) for c in bad) if bad else "is not allowed"
+        raise VirtforgeError("interface name %r %s" % (value, why), option=option,
+                             fix="Use letters, digits and . _ - only")
     return value
 
 

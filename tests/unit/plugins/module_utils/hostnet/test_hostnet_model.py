@@ -107,8 +107,8 @@ def test_desired_holds_only_what_the_user_set():
     want = model.desired("bridge", params("bridge", name="br0"), "iproute2")
     # stp is off by default for VM bridges; nothing else is managed
     assert want["config"] == {"stp": False}
-    want = model.desired("bond", params("bond", name="bond0", members=["eth1", "eth0"], mode="1", miimon=100,
-                                         primary="eth0"), "ifupdown")
+    args = params("bond", name="bond0", members=["eth1", "eth0"], mode="1", miimon=100, primary="eth0")
+    want = model.desired("bond", args, "ifupdown")
     assert want["config"] == {"mode": "active-backup", "miimon": 100, "members": ["eth0", "eth1"],
                               "primary": "eth0"}
 

@@ -200,8 +200,8 @@ def test_probe_argv_in_a_namespace():
     argv = safe.probe_argv("tcp", "10.0.0.2", 22, 2.0, netns="lab", python="/usr/bin/python3")
     assert argv[:4] == ["ip", "netns", "exec", "lab"] and argv[4:6] == ["/usr/bin/python3", "-c"]
     assert argv[-3:] == ["10.0.0.2", "22", "2.0"]
-    assert safe.probe_argv("ping", "10.0.0.2", 22, 2.0, ping="/bin/ping") == ["/bin/ping", "-c", "1", "-W", "2",
-                                                                            "10.0.0.2"]
+    ping = safe.probe_argv("ping", "10.0.0.2", 22, 2.0, ping="/bin/ping")
+    assert ping == ["/bin/ping", "-c", "1", "-W", "2", "10.0.0.2"]
 
 
 def test_verify_retries_until_the_deadline():
