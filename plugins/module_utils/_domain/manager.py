@@ -196,6 +196,7 @@ class DomainManager(object):
         if entry.restart_required and running and entry.params["allow_restart"]:
             acts.append("restart")
             before = "running"
+            entry.restart_required = False  # the restart applies it (check mode reports the same)
         if want == "running":
             if before in (None, "stopped"):
                 acts.append("start")
@@ -352,8 +353,6 @@ class DomainManager(object):
             entry.ctx["plan_before_root"] = parse_xml(plan.before_xml)
             self.spec.apply_live(entry.dom, _only(plan, live), entry.ctx)
             self.log("applied %d live change(s) to %s" % (len(live), entry.name))
-        if "restart" in entry.actions:
-            entry.restart_required = False
 
     def _stop_all(self, entries):
         """Graceful shutdown for all at once, one wait for all, then destroy only with force_stop."""
