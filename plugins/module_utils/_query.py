@@ -276,6 +276,10 @@ class DomainQuery(object):
             for lease in entries or ():
                 mac = (lease.get("mac") or "").lower()
                 leases.setdefault(mac, []).append((net.name(), lease))
+        # A MAC can hold several leases (a guest that changed its DHCP client ID, a rebuilt guest
+        # that reuses a MAC): the newest, i.e. the one that expires last, comes first.
+        for entries in leases.values():
+            entries.sort(key=lambda item: item[1].get("expirytime") or 0, reverse=True)
         if unsupported:
             # This driver cannot list a network's leases: ask per domain instead.
             self._per_domain(active, "lease")

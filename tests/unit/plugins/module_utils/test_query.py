@@ -215,6 +215,21 @@ def test_ip_sources_in_order_and_agent_only_with_channel(conn):
     assert calls["domain.interfaceAddresses"] == 0
 
 
+def test_newest_lease_of_a_mac_comes_first(conn):
+    define(conn, 1, start=(0,))
+
+    def two_leases(net, flags=0):
+        if net.name() != "default":
+            return []
+        return [dict(mac="52:54:00:00:10:00", ipaddr="192.168.122.50", prefix=24, expirytime=1000),
+                dict(mac="52:54:00:00:10:00", ipaddr="192.168.122.51", prefix=24, expirytime=5000)]
+
+    wrapped = Counting(conn, collections.Counter(), "conn", {("network", "DHCPLeases"): two_leases})
+    dom = _query.query_domains(wrapped, names=PREFIX + "00").domains[0]
+    assert [a["address"] for a in dom["ip_addresses"]] == ["192.168.122.51", "192.168.122.50"]
+    assert _query.first_ip(dom) == "192.168.122.51"
+
+
 def test_agent_source_asks_running_domains_with_a_channel(conn):
     define(conn, 2, start=(0,), agent=True)
     result, calls = counted_query(conn, names=PREFIX + "*", ip_sources=["agent"])
