@@ -21,7 +21,7 @@ import re
 from ._engine import Change, DocumentSpec, OptionGroup, child, parse_xml, remove
 from ._errors import VirtforgeError
 from ._libvirt import is_local_uri, libvirt
-from ._pool import LIFECYCLE_ARGSPEC, NameGroup, ObjectManager
+from ._pool import LIFECYCLE_ARGSPEC, NameGroup, ObjectManager, inactive_xml
 from ._validate import check_name
 
 FORWARD_MODES = ("nat", "route", "open", "bridge", "none")
@@ -445,7 +445,7 @@ class NetworkManager(ObjectManager):
             raise
 
     def current_xml(self, obj):
-        return obj.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)
+        return inactive_xml(obj, libvirt.VIR_NETWORK_XML_INACTIVE)
 
     def live_xml(self, obj):
         return obj.XMLDesc(0)

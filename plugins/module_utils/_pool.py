@@ -23,6 +23,17 @@ POOL_TYPES = ("dir", "fs", "netfs", "logical", "disk", "iscsi")
 _POOL_STATUS = ("capacity", "allocation", "available")
 
 
+def inactive_xml(obj, flag):
+    """The persistent definition; drivers without the INACTIVE flag (libvirt's test driver)
+    keep one definition only, which is then returned."""
+    try:
+        return obj.XMLDesc(flag)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
+            raise
+        return obj.XMLDesc(0)
+
+
 def _norm_path(value):
     return os.path.normpath(value) if value else value
 
@@ -421,7 +432,7 @@ class PoolManager(ObjectManager):
             raise
 
     def current_xml(self, obj):
-        root = parse_xml(obj.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE))
+        root = parse_xml(inactive_xml(obj, libvirt.VIR_STORAGE_XML_INACTIVE))
         for tag in _POOL_STATUS:
             remove(root.find(tag))
         return to_xml(root)
@@ -459,7 +470,7 @@ class PoolManager(ObjectManager):
         if obj.isActive():
             obj.refresh(0)
             return [v.name() for v in obj.listAllVolumes(0)]
-        root = parse_xml(obj.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE))
+        root = parse_xml(inactive_xml(obj, libvirt.VIR_STORAGE_XML_INACTIVE))
         target = root.findtext("target/path")
         if root.get("type") in ("dir", "fs", "netfs") and target and os.path.isdir(target):
             return os.listdir(target) if root.get("type") == "dir" else []
