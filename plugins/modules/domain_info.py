@@ -70,7 +70,8 @@ options:
     description:
       - Where to look for the guest's IP addresses, in order. Addresses found by an earlier source come first;
         an address is listed once.
-      - V(lease) reads the DHCP leases of libvirt's own networks (one call per active network, matched by MAC).
+      - V(lease) reads the DHCP leases of libvirt's own networks (one call per active network, matched by MAC);
+        when a MAC has several leases, the newest comes first.
       - V(agent) asks the QEMU guest agent of each running domain (with O(details), only domains with an agent
         channel); it needs a read-write connection.
       - V(arp) reads the host's ARP table for each running domain.
