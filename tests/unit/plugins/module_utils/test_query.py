@@ -201,6 +201,26 @@ def test_without_details_no_tags_or_device_detail(conn):
     assert dom["tags"] is None and dom["interfaces"] == [] and dom["state"] == "stopped"
 
 
+def test_without_details_disks_and_nics_come_from_the_bulk_statistics(conn):
+    define(conn, 1, start=(0,))
+
+    def qemu_like_stats(_conn, domains, groups, flags=0):
+        """What the QEMU driver answers (the test driver only reports the state)."""
+        return [(dom, {"state.state": 1, "balloon.current": 262144, "balloon.maximum": 524288,
+                       "vcpu.current": 1, "vcpu.maximum": 2, "block.count": 1, "block.0.name": "vda",
+                       "block.0.path": "/images/x.qcow2", "net.count": 1, "net.0.name": "vnet7"})
+                for dom in _unwrap(domains)]
+
+    calls = collections.Counter()
+    wrapped = Counting(conn, calls, "conn", {("conn", "domainListGetStats"): qemu_like_stats})
+    dom = _query.query_domains(wrapped, names=PREFIX + "00", details=False, ip_sources=[]).domains[0]
+    assert (dom["memory"], dom["max_memory"], dom["vcpus"], dom["max_vcpus"]) == (256, 512, 1, 2)
+    assert dom["disks"] == [dict(dev="vda", path="/images/x.qcow2", pool=None, volume=None, format=None, bus=None,
+                                 device=None, type=None, readonly=None)]
+    assert [n["target"] for n in dom["interfaces"]] == ["vnet7"] and dom["interfaces"][0]["mac"] is None
+    assert calls["conn.domainListGetStats"] == 1 and "domain.XMLDesc" not in calls
+
+
 def test_ip_sources_in_order_and_agent_only_with_channel(conn):
     define(conn, 2, start=(0, 1))
     conn.lookupByName(PREFIX + "01").undefine()  # transient now
