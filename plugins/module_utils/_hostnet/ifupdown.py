@@ -15,6 +15,7 @@ import os
 import re
 
 from .._errors import VirtforgeError
+from . import model
 from .provider import Provider
 
 HEADER = "# Managed by virtforge.libvirt: %s %s. Changes made here are overwritten.\n"
@@ -200,7 +201,7 @@ class IfupdownProvider(Provider):
             raise VirtforgeError("%s is configured in %s, a file this collection does not own" % (name, foreign[name]),
                                  option="name", fix="Remove its stanza there first, or manage it by hand")
         key = {"bridge": "ports", "bond": "members"}.get(want["kind"])
-        for i, member in enumerate(want["config"].get(key) or []):
+        for i, member in model.given_members(want):
             if member in foreign:
                 raise VirtforgeError("%s has its own configuration in %s; a port must carry none"
                                      % (member, foreign[member]), option="%s[%d]" % (key, i),

@@ -50,7 +50,7 @@ class HostNetManager(object):
             return
         cfg = want["config"]
         key = model.members_key(kind)
-        for i, member in enumerate(cfg.get(key) or []):
+        for i, member in model.given_members(want):
             option = "%s[%d]" % (key, i)
             member_kind = provider.link_kind(member)
             if member_kind is None:

@@ -231,6 +231,10 @@ def desired(kind, params, provider):
     if params.get("mtu") is not None:
         cfg["mtu"] = _range(params["mtu"], "mtu", 68, 65535)
     _KIND_DESIRED[kind](name, params, cfg)
+    key = members_key(kind)
+    if key and params.get(key) is not None:
+        # as given, for error messages that point at the user's own index (cfg holds them sorted)
+        want["given_members"] = list(params[key])
     cfg.update(_ip_config(params.get("ip"), provider))
     return want
 
@@ -337,6 +341,15 @@ def _vlan(name, params, cfg):
 
 
 _KIND_DESIRED = dict(bridge=_bridge, bond=_bond, vlan=_vlan)
+
+
+def given_members(want):
+    """(index in the user's list, name) of the ports or members of a desired model."""
+    key = members_key(want["kind"])
+    given = want.get("given_members")
+    if given is None:
+        given = want["config"].get(key) or []
+    return list(enumerate(given))
 
 
 def members_key(kind):

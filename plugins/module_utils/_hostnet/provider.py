@@ -20,6 +20,7 @@ import os
 
 from .._engine import Change
 from .._errors import VirtforgeError
+from .._image.common import atomic_write_text
 from . import model
 
 
@@ -146,23 +147,6 @@ def provider_class(name):
                 networkmanager=networkmanager.NetworkManagerProvider)[name]
 
 
-def write_atomic(path, content, mode=0o644):
-    """Write ``path`` under a temporary name in the same directory and rename it into place."""
-    directory = os.path.dirname(path) or "."
-    tmp = os.path.join(directory, ".%s.vf-tmp-%d" % (os.path.basename(path), os.getpid()))
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run_steps(runner, steps, stop_on_error=True):
     """Execute steps in the module (through module.run_command). Returns one result per step."""
     results = []
@@ -174,7 +158,7 @@ def run_steps(runner, steps, stop_on_error=True):
                 raise VirtforgeError("%s failed (exit %d): %s" % (" ".join(step["argv"]), rc, (err or out).strip()),
                                      results=results)
         elif "write" in step:
-            write_atomic(step["write"], step["content"], step.get("mode", 0o644))
+            atomic_write_text(step["write"], step["content"], step.get("mode", 0o644))
             results.append(dict(step=dict(write=step["write"]), rc=0))
         elif "remove" in step:
             if os.path.exists(step["remove"]):

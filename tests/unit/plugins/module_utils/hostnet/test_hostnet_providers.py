@@ -207,3 +207,64 @@ def test_networkmanager_reads_profiles_and_ports():
                                                   gateway="192.0.2.1")), "networkmanager")
     assert compare(want, state) == []
     assert provider.read("missing", "bridge")["exists"] is False
+
+
+def _etc(tmp_path, interfaces, extra=None):
+    net = tmp_path / "etc" / "network"
+    (net / "interfaces.d").mkdir(parents=True)
+    (net / "interfaces").write_text(interfaces)
+    for name, text in (extra or {}).items():
+        (net / "interfaces.d" / name).write_text(text)
+    return ifupdown.IfupdownProvider(IpRunner(IpWorld([ip_link("br0", "bridge")])), root=str(tmp_path),
+                                     flavor="ifupdown2")
+
+
+DEBIAN = "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\nallow-hotplug eno1\n" \
+         "iface eno1 inet dhcp\n"
+
+
+def test_ifupdown_refuses_what_it_does_not_own(tmp_path):
+    provider = _etc(tmp_path, DEBIAN, {"uplink": "auto eno2\niface eno2 inet manual\n"})
+    assert ifupdown.IfupdownProvider.detect(None, str(tmp_path))
+    want = model.desired("bridge", params("bridge", name="br0", ports=["eno3"]), "ifupdown")
+    provider.check_system(want, provider.read("br0", "bridge"))  # eno3 is free: fine
+    for ports, option, where in ((["eno3", "eno1"], "ports[1]", "interfaces"), (["eno2"], "ports[0]", "uplink")):
+        want = model.desired("bridge", params("bridge", name="br0", ports=ports), "ifupdown")
+        with pytest.raises(Exception) as info:
+            provider.check_system(want, provider.read("br0", "bridge"))
+        assert info.value.option == option and where in info.value.message
+    want = model.desired("bridge", params("bridge", name="eno1"), "ifupdown")
+    with pytest.raises(Exception) as info:
+        provider.check_system(want, provider.read("eno1", "bridge"))
+    assert info.value.option == "name"
+
+
+def test_ifupdown_needs_interfaces_d_sourced(tmp_path):
+    provider = _etc(tmp_path, "auto lo\niface lo inet loopback\n")
+    want = model.desired("bridge", params("bridge", name="br0"), "ifupdown")
+    with pytest.raises(Exception) as info:
+        provider.check_system(want, provider.read("br0", "bridge"))
+    assert info.value.option == "provider" and "source /etc/network/interfaces.d/*" in info.value.message
+
+
+def test_ifupdown_reads_its_own_file_and_applies_atomically(tmp_path):
+    from ansible_collections.virtforge.libvirt.plugins.module_utils._hostnet.provider import run_steps
+
+    provider = _etc(tmp_path, DEBIAN)
+    want = model.desired("bridge", params("bridge", name="br0", ports=["eno3"], forward_delay=0,
+                                          ip=dict(method="static", addresses=["192.0.2.10/24"])), "ifupdown")
+    current = provider.read("br0", "bridge")
+    assert current["exists"] is False
+    steps = provider.apply_steps(want, current, compare(want, current))
+    assert steps[-1] == {"argv": ["ifreload", "-a"]}
+    results = run_steps(provider.runner, steps)
+    assert [r["rc"] for r in results] == [0, 0]
+    path = tmp_path / "etc" / "network" / "interfaces.d" / "virtforge-br0"
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert sorted(os.listdir(path.parent)) == ["virtforge-br0"], "no temporary file left"
+    again = provider.read("br0", "bridge")
+    assert again["exists"] and again["active"] and compare(want, again) == [], "a second run changes nothing"
+    # removal takes the file away
+    gone = model.desired("bridge", params("bridge", name="br0", state="absent"), "ifupdown")
+    run_steps(provider.runner, provider.apply_steps(gone, again, compare(gone, again)))
+    assert not path.exists()
