@@ -8,6 +8,7 @@ so a missing lab is a failure, never a silent skip.
 import json
 import os
 import subprocess
+import tempfile
 
 import pytest
 
@@ -44,9 +45,10 @@ def lab():
 
 
 def run_playbook(playbook, extra_vars, check=False, diff=False, env=None, timeout=3600):
-    vars_file = os.path.join(ROOT, ".build", "lab_vars.json")
-    os.makedirs(os.path.dirname(vars_file), exist_ok=True)
-    with open(vars_file, "w") as handle:
+    os.makedirs(os.path.join(ROOT, ".build"), exist_ok=True)
+    # one file per run: targets run side by side must not read each other's variables
+    fd, vars_file = tempfile.mkstemp(prefix="lab_vars-", suffix=".json", dir=os.path.join(ROOT, ".build"))
+    with os.fdopen(fd, "w") as handle:
         json.dump(extra_vars, handle)
     argv = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), playbook, "-e", "@" + vars_file]
     if check:
@@ -59,6 +61,8 @@ def run_playbook(playbook, extra_vars, check=False, diff=False, env=None, timeou
     full_env.setdefault("ANSIBLE_PYTHON_INTERPRETER", os.path.join(ROOT, ".venv", "bin", "python"))
     full_env["ANSIBLE_ROLES_PATH"] = os.path.join(ROOT, "tests", "integration", "targets")
     full_env.update(env or {})
-    proc = subprocess.run(argv, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
-                          check=False)
-    return proc
+    try:
+        return subprocess.run(argv, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+    finally:
+        os.unlink(vars_file)
