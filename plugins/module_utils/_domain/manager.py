@@ -186,7 +186,7 @@ class DomainManager(object):
         if running:
             # A restart-only change already in the definition but not yet in the running guest.
             live_plan = self.spec.plan(entry.name, entry.params, dom.XMLDesc(0), ctx)
-            entry.pending_restart = [c.path for c in live_plan.changes if c.live is False]
+            entry.pending_restart = [c.path for c in live_plan.changes if c.live is False and _pending(c)]
         needs_restart = entry.plan.restart_required or bool(entry.pending_restart)
         entry.restart_required = needs_restart and entry.want in ("present", "running", "paused")
         self._plan_state(entry, running)
@@ -557,6 +557,19 @@ class DomainManager(object):
             return _state(entry.dom)
         except libvirt.libvirtError:  # pragma: no cover - daemon went away
             return "unknown"
+
+
+def _pending(change):
+    """Whether a difference between the live XML and the options is a real pending restart.
+
+    The running guest's XML differs from the definition in ways that are not changes: libvirt
+    expands ``host-model`` into the host's CPU model and aligns memory sizes (to 1-2 MiB).
+    """
+    if change.group == "cpu" and change.key in ("cpu_mode", "cpu_model"):
+        return False
+    if change.group == "memory" and isinstance(change.before, int) and isinstance(change.after, int):
+        return abs(change.before - change.after) >= 2 * 1024 ** 2
+    return True
 
 
 def _only(plan, changes):

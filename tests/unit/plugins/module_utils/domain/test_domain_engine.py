@@ -276,3 +276,14 @@ def test_argument_specs():
     assert validate_item(dict(name="a", vcpus="2"), 0)["vcpus"] == 2
     with pytest.raises(VirtforgeError, match=r"^domains\[1\]: .*vcpu"):
         validate_item(dict(name="a", vcpu=2), 1)
+
+
+def test_live_xml_differences_that_are_not_pending_restarts(make_ctx):
+    from ansible_collections.virtforge.libvirt.plugins.module_utils._domain.manager import _pending
+    from ansible_collections.virtforge.libvirt.plugins.module_utils._engine import Change
+    assert not _pending(Change("cpu.cpu_mode", "custom", "host-model", group="cpu", key="cpu_mode", live=False))
+    assert not _pending(Change("memory.max_memory", 1000 * 1024 ** 2, 999 * 1024 ** 2 + 512, group="memory",
+                               key="max_memory", live=False))
+    assert _pending(Change("memory.max_memory", 512 * 1024 ** 2, 1024 ** 3, group="memory", key="max_memory",
+                           live=False))
+    assert _pending(Change("cpu.max_vcpus", 2, 4, group="cpu", key="max_vcpus", live=False))
