@@ -80,7 +80,7 @@ def qcow2_header(path):
             # header extensions follow the header (72 bytes in v2, header_length in v3)
             ext_offset = 72 if version < 3 else struct.unpack(">I", head[100:104])[0]
             handle.seek(ext_offset)
-            for _ in range(64):
+            for _ext in range(64):
                 raw = handle.read(8)
                 if len(raw) < 8:
                     break

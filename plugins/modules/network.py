@@ -20,7 +20,7 @@ description:
   - A restart recreates the network's bridge. libvirt 9.0 does not reconnect running guests' interfaces
     to it, so after a restart the module re-attaches them (RV(reconnected)); guests see a short outage.
 author:
-  - virtforge.libvirt contributors
+  - virtforge.libvirt contributors (@virtforge)
 extends_documentation_fragment:
   - virtforge.libvirt.libvirt
   - virtforge.libvirt.libvirt.attributes

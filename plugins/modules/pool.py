@@ -19,7 +19,7 @@ description:
   - Pool types C(dir), C(fs), C(netfs), C(logical), C(disk) and C(iscsi) are written; see the collection's
     C(docs/storage.md) for which ones are proven against a real libvirt.
 author:
-  - virtforge.libvirt contributors
+  - virtforge.libvirt contributors (@virtforge)
 extends_documentation_fragment:
   - virtforge.libvirt.libvirt
   - virtforge.libvirt.libvirt.attributes

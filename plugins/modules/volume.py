@@ -24,7 +24,7 @@ description:
   - After writing into a pool the pool is refreshed so libvirt sees the volume at once.
   - The module works on the files of the host it runs on; run it on (or delegate it to) the libvirt host.
 author:
-  - virtforge.libvirt contributors
+  - virtforge.libvirt contributors (@virtforge)
 extends_documentation_fragment:
   - virtforge.libvirt.libvirt
   - virtforge.libvirt.libvirt.attributes
@@ -73,7 +73,7 @@ options:
     choices: [qcow2, raw]
   clone_from:
     description:
-      - The image to clone (a golden image): an absolute path, or a volume name in O(source_pool).
+      - The image to clone (a golden image), given as an absolute path, or a volume name in O(source_pool).
     type: str
   import_from:
     description:

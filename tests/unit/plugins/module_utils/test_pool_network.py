@@ -154,8 +154,8 @@ def test_network_dhcp_changes_are_live_readdressing_is_not():
 
 def test_network_dhcp_hosts_are_kept_unless_purged():
     current = [dict(mac="52:54:00:00:00:01", ip="10.0.0.5"), dict(mac="52:54:00:00:00:02", ip="10.0.0.6")]
-    want = dict(dhcp_hosts=[dict(mac="52:54:00:00:00:02", ip="10.0.0.7"), dict(mac="52:54:00:00:00:03",
-                                                                              ip="10.0.0.8")])
+    want = dict(dhcp_hosts=[dict(mac="52:54:00:00:00:02", ip="10.0.0.7"),
+                            dict(mac="52:54:00:00:00:03", ip="10.0.0.8")])
     merged = netmod.IpGroup.effective_hosts(dict(want, purge_hosts=False), current)
     assert [h["ip"] for h in merged] == ["10.0.0.5", "10.0.0.7", "10.0.0.8"]
     purged = netmod.IpGroup.effective_hosts(dict(want, purge_hosts=True), current)
@@ -239,7 +239,7 @@ def test_pool_lifecycle_on_the_test_driver(conn):
     assert pool.isActive() and pool.autostart()
     assert not run_pool(conn, **args)[0]["changed"]
     # a changed definition is redefined; the active pool needs a restart
-    moved = dict(args, target="/vft/b")
+    moved = {**args, "target": "/vft/b"}
     result, module = run_pool(conn, **moved)
     assert result["changed"] and result["restart_required"] and module.warnings
     assert "/vft/a" in pool.XMLDesc(0)  # the test driver has no separate persistent XML to read back
@@ -269,16 +269,16 @@ def test_network_lifecycle_and_live_dhcp_on_the_test_driver(conn):
     run_net(conn, **args)
     assert not run_net(conn, **args)[0]["changed"]
     host = dict(mac="52:54:00:00:05:01", name="h1", ip="10.252.5.5")
-    live = dict(args, ip=dict(args["ip"], dhcp_hosts=[host]))
+    live = {**args, "ip": {**args["ip"], "dhcp_hosts": [host]}}
     result, _m = run_net(conn, **live)
     assert result["changed"] and not result["restart_required"]
     assert result["changes"][0]["live"] is True
     net = conn.networkLookupByName("vft-sto-n")
     assert "52:54:00:00:05:01" in net.XMLDesc(0)
     assert not run_net(conn, **live)[0]["changed"]
-    result, _m = run_net(conn, **dict(live, stp=False))
+    result, _m = run_net(conn, **{**live, "stp": False})
     assert result["restart_required"]
-    result, _m = run_net(conn, allow_restart=True, **dict(live, stp=False))
+    result, _m = run_net(conn, allow_restart=True, **{**live, "stp": False})
     assert "restart" in [c["path"] for c in result["changes"]]
     assert result["reconnected"] == []
     result, _m = run_net(conn, name="vft-sto-n", state="absent")

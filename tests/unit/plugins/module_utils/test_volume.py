@@ -11,7 +11,6 @@ from ansible_collections.virtforge.libvirt.plugins.module_utils import _volume a
 from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import VirtforgeError
 
 
-
 class FakeModule(object):
     def __init__(self, check_mode=False, **params):
         self.check_mode = check_mode
