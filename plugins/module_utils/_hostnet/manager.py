@@ -114,7 +114,10 @@ class HostNetManager(object):
                     changes, action=("remove" if want["state"] == "absent" else
                                      "create" if not current.get("exists") else "update") if changes else None)
         steps = provider.apply_steps(want, current, changes) if changes else []
-        self.result.update(changed=plan.changed, changes=plan.change_list(), commands=describe_steps(steps),
+        # restoring an earlier run's stale rollback changed the system too (check mode: would change it)
+        stale_changed = any(r.get("action") in ("restored", "would-restore") for r in self.result["stale_rollbacks"])
+        self.result.update(changed=plan.changed or stale_changed, changes=plan.change_list(),
+                           commands=describe_steps(steps),
                            state=after if want["state"] == "present" else dict(exists=False))
         if self.module._diff:
             self.result["diff"] = plan.diff()

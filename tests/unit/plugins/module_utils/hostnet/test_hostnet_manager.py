@@ -172,5 +172,6 @@ def test_stale_rollback_is_restored_and_reported_before_the_run(tmp_path):
     dogs.alive_pids.clear()
     result = manager.run()
     assert result["stale_rollbacks"][0]["action"] == "restored"
+    assert result["changed"] is True and result["changes"] == []  # the restore changed the system
     assert ["ip", "-n", "lab", "link", "set", "dev", "br0", "mtu", "1500"] in runner.calls
     assert manager.module.warnings and not store.take(armed)
