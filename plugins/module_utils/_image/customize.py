@@ -24,7 +24,7 @@ import time
 from .._errors import VirtforgeError
 from . import common
 from .build import _HOSTNAME_RE
-from .seed import SEED_SPEC, ensure_seed
+from .seed import SEED_SPEC, ensure_seed, validate_seed
 
 RECORD_PATH = "/etc/virtforge/customize.json"
 GUEST_SCRIPT = "/var/tmp/virtforge-customize.sh"
@@ -497,8 +497,11 @@ class Customizer(object):
                            "Clone the golden image first (virtforge.libvirt.volume)")
         elif not params.get("cloud_init_seed"):
             raise _bad("image", "is required unless only cloud_init_seed is given")
-        elif len(self.spec):
-            raise _bad("image", "is required to apply %s" % ", ".join(sorted(self.spec)))
+        elif set(self.spec) - {"hostname"}:
+            # Without an image, hostname only feeds the seed's local-hostname.
+            raise _bad("image", "is required to apply %s" % ", ".join(sorted(set(self.spec) - {"hostname"})))
+        if params.get("cloud_init_seed"):
+            validate_seed(params["cloud_init_seed"], self.spec.get("hostname"))
         self.timings = {}
 
     # -- reading the record ----------------------------------------------------------------
@@ -591,7 +594,7 @@ class Customizer(object):
     def run(self, check_mode):
         result = dict(changed=False, image=self.image, customization_sha256=self.hash,
                       spec=public_spec(self.spec), changes=[], timings=self.timings)
-        if self.image:
+        if self.image and self.spec:
             self._run_image(result, check_mode)
         seed_spec = self.params.get("cloud_init_seed")
         if seed_spec:

@@ -86,12 +86,19 @@ def read_seed_hash(path):
     return appid[len(APPID_PREFIX):].lower()
 
 
-def ensure_seed(runner, spec, hostname, check_mode):
-    """Create or refresh the seed ISO. Returns a result dict (path, changed, sha256, files)."""
+def validate_seed(spec, hostname=None):
+    """Check the seed option before anything is done; returns (path, files)."""
     path = common.check_absolute_path(spec.get("path"), "cloud_init_seed.path")
     if not os.path.isdir(os.path.dirname(path)):
         raise VirtforgeError("the directory of %s does not exist" % path, option="cloud_init_seed.path")
-    files = seed_files(spec, hostname)
+    if os.path.isdir(path):
+        raise VirtforgeError("%s is a directory" % path, option="cloud_init_seed.path")
+    return path, seed_files(spec, hostname)
+
+
+def ensure_seed(runner, spec, hostname, check_mode):
+    """Create or refresh the seed ISO. Returns a result dict (path, changed, sha256, files)."""
+    path, files = validate_seed(spec, hostname)
     digest = seed_hash(files)
     current = read_seed_hash(path) if os.path.exists(path) else None
     result = dict(path=path, sha256=digest, changed=current != digest, previous_sha256=current,
