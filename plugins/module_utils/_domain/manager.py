@@ -307,7 +307,7 @@ class DomainManager(object):
         self._phase("undefine", [e for e in todo if e.want == "absent"], self._undefine)
         self._phase("start", [e for e in todo if {"start", "restart"} & set(e.actions)], self._start)
         self._phase("pause", [e for e in todo if {"resume", "suspend"} & set(e.actions)], self._pause)
-        waiting = [e for e in entries if e.want in ("running", "paused") and e.params.get("wait_for")]
+        waiting = [e for e in entries if e.want == "running" and e.params.get("wait_for")]
         if waiting:
             self._phase("wait", waiting, None)
 
