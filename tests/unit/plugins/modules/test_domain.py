@@ -206,3 +206,12 @@ def test_remove_storage_keeps_backing_files(conn):
     res = ok(dict(name="vft-dom-r", state="absent", remove_storage=True))
     assert res["removed_storage"] == [path] and "also used by domain vft-dom-r2" in res["kept_storage"][0]["reason"]
     assert "vft-dom-r.img" not in pool.listVolumes() and "vft-dom-shared.img" in pool.listVolumes()
+
+
+def test_wait_timeout_fails_naming_the_option(conn):
+    res = fail(dict(name="vft-dom-w", memory=64, state="running", wait_for=["agent"], wait_timeout=0))
+    assert res["msg"].startswith("wait_timeout: domain vft-dom-w: no agent within 0 s"), res["msg"]
+    assert res["domain"]["state"] == "running" and res["timing"]["wait"] >= 0
+    # a batch names the item
+    res = fail(dict(state="running", wait_for=["ip"], wait_timeout=0, domains=[dict(name="vft-dom-w")]))
+    assert "domains[0].wait_timeout" in res["msg"]
