@@ -268,3 +268,24 @@ def test_ifupdown_reads_its_own_file_and_applies_atomically(tmp_path):
     gone = model.desired("bridge", params("bridge", name="br0", state="absent"), "ifupdown")
     run_steps(provider.runner, provider.apply_steps(gone, again, compare(gone, again)))
     assert not path.exists()
+
+
+def test_networkmanager_bridge_on_a_bond_profile_modifies_the_bond():
+    """A port that is one of our own profiles (a bond) is pointed at the bridge, not given a port profile."""
+    provider = networkmanager.NetworkManagerProvider(FakeRunner())
+    want = model.desired("bridge", params("bridge", name="br0", ports=["bond0", "eno3"]), "networkmanager")
+    current = dict(exists=False, kind="bridge", config={}, active=False, connections=["bond0", "Wired 1"])
+    steps = provider.apply_steps(want, current, compare(want, current))
+    argvs = [s["argv"] for s in steps]
+    assert ["nmcli", "connection", "modify", "bond0", "connection.master", "br0", "connection.slave-type",
+            "bridge"] in argvs
+    assert ["nmcli", "connection", "add", "type", "ethernet", "con-name", "br0-port-eno3", "ifname", "eno3",
+            "connection.master", "br0", "connection.slave-type", "bridge", "connection.autoconnect", "yes"] in argvs
+    assert argvs[0][:4] == ["nmcli", "connection", "add", "type"] and argvs[-1] == ["nmcli", "connection", "up", "br0"]
+    # releasing the bond again clears its controller
+    after = predicted(want, current)
+    back = compare(as_want("br0", "bridge", current), after)
+    restore = provider.apply_steps(as_want("br0", "bridge", current), dict(after, connections=["bond0"]), back)
+    assert ["nmcli", "connection", "modify", "bond0", "connection.master", "", "connection.slave-type", ""] in [
+        s["argv"] for s in restore]
+    assert restore[-1]["argv"] == ["nmcli", "connection", "delete", "br0"]
