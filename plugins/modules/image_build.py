@@ -23,7 +23,8 @@ description:
     minutes under software emulation.
   - Without hardware virtualization on the machine running the module, libguestfs is run with
     E(LIBGUESTFS_BACKEND=direct) and E(LIBGUESTFS_BACKEND_SETTINGS=force_tcg).
-author: virtforge.libvirt contributors
+author:
+  - virtforge.libvirt contributors (@virtforge)
 extends_documentation_fragment:
   - virtforge.libvirt.libvirt
 options:

@@ -31,7 +31,8 @@ description:
   - Optionally writes a cloud-init NoCloud seed ISO (O(cloud_init_seed)) for images that carry cloud-init.
   - Without hardware virtualization libguestfs is run with E(LIBGUESTFS_BACKEND_SETTINGS=force_tcg);
     an appliance run then takes about 35 to 60 seconds.
-author: virtforge.libvirt contributors
+author:
+  - virtforge.libvirt contributors (@virtforge)
 extends_documentation_fragment:
   - virtforge.libvirt.libvirt
 options:

@@ -133,8 +133,8 @@ class PhaseLog(object):
             yield
         except BaseException as exc:
             self.timings[name] = round(self.clock() - started, 1)
-            self.line("phase %s: FAILED after %.1f s: %s" % (name, self.timings[name], str(exc).splitlines()[0]
-                                                               if str(exc) else type(exc).__name__))
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.line("phase %s: FAILED after %.1f s: %s" % (name, self.timings[name], reason))
             raise
         self.timings[name] = round(self.clock() - started, 1)
         self.line("phase %s: done in %.1f s" % (name, self.timings[name]))

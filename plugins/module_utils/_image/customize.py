@@ -114,8 +114,8 @@ def _ip(value, option, network=False):
     try:
         return str(ipaddress.ip_interface(value) if network else ipaddress.ip_address(value))
     except ValueError:
-        raise _bad(option, "%r is not an IP %s" % (value, "address with a prefix (10.0.0.5/24)" if network
-                                                    else "address")) from None
+        what = "address with a prefix (10.0.0.5/24)" if network else "address"
+        raise _bad(option, "%r is not an IP %s" % (value, what)) from None
 
 
 def spec_from_params(params):
@@ -189,8 +189,8 @@ def spec_from_params(params):
             item["match"] = net["match"]
         if "mac" not in item and "match" not in item:
             item["match"] = "en*"
-        addresses = [_ip(a, "%s.addresses[%d]" % (opt, i), network=True) for i, a in enumerate(net.get("addresses")
-                                                                                         or [])]
+        addresses = [_ip(a, "%s.addresses[%d]" % (opt, i), network=True)
+                     for i, a in enumerate(net.get("addresses") or [])]
         if addresses:
             item["addresses"] = addresses
         dhcp = net.get("dhcp")
@@ -472,7 +472,7 @@ def detect_format(path):
 def backing_chain(path, limit=16):
     chain = [os.path.realpath(path)]
     current = path
-    for _ in range(limit):
+    for _depth in range(limit):
         nxt = common.resolve_backing(current, common.qcow2_backing_file(current))
         if not nxt or nxt in chain:
             break
@@ -537,8 +537,8 @@ class Customizer(object):
         text = (err or "") + (out or "")
         if "No such file or directory" in text:
             return None
-        raise VirtforgeError("cannot read %s from %s: %s" % (RECORD_PATH, self.image,
-                                                               (text.strip().splitlines() or ["?"])[-1]),
+        last = (text.strip().splitlines() or ["?"])[-1]
+        raise VirtforgeError("cannot read %s from %s: %s" % (RECORD_PATH, self.image, last),
                              option="image", fix="Is it a disk image with an operating system on it?")
 
     # -- safety ------------------------------------------------------------------------------
