@@ -132,7 +132,11 @@ options:
     description: File the phase lines are written to. Defaults to C(<cache_dir>/<recipe hash>.log).
     type: path
   force:
-    description: Build again even when the cache has the image (the cached image is replaced atomically).
+    description:
+      - Build again even when the cache has the image (the cached image is replaced atomically).
+      - Refused when images in O(cache_dir), beside O(dest) or in a libvirt storage pool directory use the cached
+        image as their backing file (linked clones would be corrupted). The same holds for replacing an outdated
+        copy at O(dest).
     type: bool
     default: false
 attributes:

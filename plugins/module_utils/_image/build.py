@@ -299,6 +299,12 @@ class Builder(object):
             before={"image": self.image if not needs_build else None, "dest": None if needs_dest else self.dest},
             after={"image": self.image, "dest": self.dest, "recipe": public_recipe(self.recipe)},
         )
+        # Replacing a file that linked clones use as their backing file would corrupt them
+        # (force: true over the cached image, or an outdated dest); check mode predicts the refusal.
+        if needs_build and os.path.exists(self.image):
+            self.check_no_clones(self.image, "force")
+        if self.dest and needs_dest and os.path.lexists(self.dest) and not os.path.islink(self.dest):
+            self.check_no_clones(self.dest, "dest")
         if check_mode:
             if meta:
                 result.update(_meta_result(meta))
@@ -314,6 +320,28 @@ class Builder(object):
             else:
                 self.copy_to_dest()
         return result
+
+    def check_no_clones(self, path, option):
+        """Refuse to replace ``path`` when images in the cache, dest or pool directories use it as backing file."""
+        directories = {self.cache_dir}
+        if self.dest:
+            directories.add(os.path.dirname(self.dest))
+        try:
+            from .._libvirt import connect  # pylint: disable=import-outside-toplevel
+            conn = connect(self.params.get("uri"), readonly=True)
+            try:
+                directories.update(common.pool_directories(conn))
+            finally:
+                conn.close()
+        except Exception:  # pylint: disable=broad-except
+            self.module.warn("could not list libvirt's storage pools to look for linked clones of %s; "
+                             "looked in %s only" % (path, ", ".join(sorted(directories))))
+        clones = common.dependent_images(path, sorted(directories))
+        if clones:
+            raise VirtforgeError(
+                "%s is the backing file of %d image(s) (%s): replacing it would corrupt them" % (
+                    path, len(clones), ", ".join(clones[:3]) + (" ..." if len(clones) > 3 else "")),
+                option=option, fix="Remove those clones first, or use another recipe or dest (a new file)")
 
     def copy_to_dest(self):
         """A sparse copy under a temporary name next to dest, with the cache file's mtime, renamed when complete."""

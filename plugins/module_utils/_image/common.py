@@ -190,6 +190,20 @@ def dependent_images(image, directories):
     return found
 
 
+def pool_directories(conn):
+    """Target directories of the storage pools libvirt knows (where linked clones usually live)."""
+    from lxml import etree  # pylint: disable=import-outside-toplevel
+    found = []
+    for pool in conn.listAllStoragePools(0):
+        try:
+            path = etree.fromstring(pool.XMLDesc(0).encode()).findtext("./target/path")
+        except Exception:  # pylint: disable=broad-except
+            continue
+        if path:
+            found.append(path)
+    return found
+
+
 def local_hardware_virtualization(cpuinfo="/proc/cpuinfo", kvm="/dev/kvm"):
     """Can libguestfs's appliance use KVM here? Only with a vmx/svm flag and an openable /dev/kvm.
 

@@ -573,16 +573,7 @@ class Customizer(object):
             return
         directories = {os.path.dirname(self.image)}
         if self.connect is not None:
-            from .._libvirt import etree
-            conn = self.connect()
-            for pool in conn.listAllStoragePools(0):
-                try:
-                    xml = etree.fromstring(pool.XMLDesc(0).encode())
-                except Exception:  # pylint: disable=broad-except
-                    continue
-                path = xml.findtext("./target/path")
-                if path:
-                    directories.add(path)
+            directories.update(common.pool_directories(self.connect()))
         clones = common.dependent_images(self.image, sorted(directories))
         if clones:
             raise VirtforgeError(

@@ -186,3 +186,27 @@ class TestImageCustomize:
     def test_image_needed_for_anything_but_the_seed(self, tmp_path):
         res = run(image_customize, dict(machine_id_reset=True, cloud_init_seed=dict(path=str(tmp_path / "s.iso"))))
         assert res.kind == "fail" and res.result["msg"].startswith("image:")
+
+
+class TestReplacingABackingFile:
+    def test_force_rebuild_with_linked_clones_is_refused(self, tmp_path, no_build, monkeypatch):
+        from ansible_collections.virtforge.libvirt.plugins.module_utils import _libvirt
+
+        def no_libvirt(uri=None, readonly=False):
+            raise RuntimeError("no libvirt in this test")
+        monkeypatch.setattr(_libvirt, "connect", no_libvirt)
+        args = dict(cache_dir=str(tmp_path))
+        _digest, image = seed_cache(tmp_path, args)
+        clone = bytearray(512)
+        clone[0:4] = b"QFI\xfb"
+        name = str(image).encode()
+        clone[8:20] = (200).to_bytes(8, "big") + len(name).to_bytes(4, "big")
+        clone[200:200 + len(name)] = name
+        (tmp_path / "clone.qcow2").write_bytes(bytes(clone))
+        for check in (True, False):
+            res = run(image_build, dict(args, force=True), check=check)
+            assert res.kind == "fail", res.result
+            assert res.result["msg"].startswith("force:") and "backing file of 1 image" in res.result["msg"]
+        assert no_build == []
+        (tmp_path / "clone.qcow2").unlink()
+        assert run(image_build, dict(args, force=True), check=True).result["changed"] is True
