@@ -23,7 +23,7 @@ export ANSIBLE_COLLECTIONS_PATH=${ANSIBLE_COLLECTIONS_PATH:-$ROOT/.build/collect
 export ANSIBLE_PYTHON_INTERPRETER=${ANSIBLE_PYTHON_INTERPRETER:-$ROOT/.venv/bin/python}
 start=$(date +%s)
 echo "[golden-image] building or reusing the lab golden image (build progress: tail -f $CACHE_DIR/<hash>.log)" >&2
-"$ROOT/.venv/bin/ansible-playbook" tests/lab/golden-image.yml \
+"$ROOT/.venv/bin/ansible-playbook" -i "$ROOT/tests/integration/inventory.ini" tests/lab/golden-image.yml \
   -e "vf_lab_dir=$LAB_DIR" -e "vf_golden_cache_dir=$CACHE_DIR" "${EXTRA[@]}"
 
 path=$("$ROOT/.venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["path"])' "$LAB_DIR/golden.json")
