@@ -307,6 +307,7 @@ class ObjectManager(object):
     def plan(self):
         params = self.params
         name = params["name"]
+        check_name(name, option="name", kind="%s name" % self.kind)
         obj = self.lookup(name)
         self.spec.validate(params, obj is not None or params["state"] == "absent")
         running = bool(obj is not None and obj.isActive())

@@ -153,19 +153,28 @@ class AtomicTarget(object):
         os.rename(self.tmp, self.path)
 
     def __exit__(self, exc_type, exc, tb):
+        removed = False
         try:
             if exc_type is not None and os.path.lexists(self.tmp):
                 os.unlink(self.tmp)
+                removed = True
         finally:
             for sig, handler in self._old_handlers.items():
                 signal.signal(sig, handler)
+        if exc_type is None:
+            return False
         if exc_type is _Interrupted:
             raise VirtforgeError("%s; the partial copy %s was removed" % (exc, self.tmp)) from None
-        if exc_type is not None and issubclass(exc_type, OSError) and exc.errno == errno.ENOSPC:
+        enospc = (issubclass(exc_type, OSError) and exc.errno == errno.ENOSPC) or (
+            isinstance(exc, VirtforgeError) and "No space left on device" in exc.msg)
+        if enospc:
             raise VirtforgeError(
                 "no space left on the filesystem of %s; the partial copy %s was removed"
                 % (os.path.dirname(self.path), self.tmp), option="name",
-                fix="Free space or choose a pool or directory with enough room") from None
+                fix="Free space or choose a pool or directory with enough room",
+                **(exc.details if isinstance(exc, VirtforgeError) else {})) from None
+        if isinstance(exc, VirtforgeError) and removed:
+            exc.msg = "%s; the partial file %s was removed" % (exc.msg.rstrip("."), self.tmp)
         return False
 
 

@@ -23,6 +23,7 @@ description:
     left alone, so the module is idempotent.
   - After writing into a pool the pool is refreshed so libvirt sees the volume at once.
   - The module works on the files of the host it runs on; run it on (or delegate it to) the libvirt host.
+  - With O(directory) and O(state=present) it does not connect to libvirt at all.
 author:
   - virtforge.libvirt contributors (@virtforge)
 extends_documentation_fragment:
@@ -241,12 +242,17 @@ from ansible_collections.virtforge.libvirt.plugins.module_utils._volume import (
 def main():
     module = AnsibleModule(argument_spec=dict(CONNECTION_ARGSPEC, **VOLUME_ARGSPEC), **VOLUME_MODULE_KWARGS)
     check_libraries(module)
+    params = module.params
+    # Plain image files need no libvirt, except to delete one safely (domains using it as a disk,
+    # images in pools using it as their backing file).
+    needs_libvirt = bool(params["pool"] or params["source_pool"] or params["state"] == "absent")
     try:
-        conn = module_connection(module)
+        conn = module_connection(module) if needs_libvirt else None
         try:
             result = run_module(module, Runner(module), conn)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
     except Exception as exc:  # pylint: disable=broad-except
         fail_from_exception(module, exc)
     module.exit_json(**result)

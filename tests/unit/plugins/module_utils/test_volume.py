@@ -378,3 +378,16 @@ def test_diff_shows_properties_before_and_after(tmp_path):
     diff = plan.diff("d.raw")
     assert diff["before"] == {}
     assert diff["after"] == dict(capacity=1048576, format="raw", path=str(tmp_path / "d.raw"))
+
+
+def test_atomic_target_turns_a_tool_enospc_into_a_clean_error(tmp_path):
+    path = str(tmp_path / "img")
+    with pytest.raises(VirtforgeError) as err:
+        with vol.AtomicTarget(path) as tmp:
+            with open(tmp.tmp, "wb") as handle:
+                handle.write(b"partial")
+            raise VirtforgeError("qemu-img convert failed (exit 1): write error: No space left on device",
+                                 command=["qemu-img"], rc=1)
+    assert err.value.option == "name" and "no space left" in err.value.message
+    assert err.value.details["rc"] == 1
+    assert os.listdir(tmp_path) == []
