@@ -23,7 +23,7 @@ import time
 
 from .._errors import VirtforgeError
 from . import common
-from .build import _HOSTNAME_RE
+from .build import _HOSTNAME_RE, SSH_KEYS_UNIT
 from .seed import SEED_SPEC, ensure_seed, validate_seed
 
 RECORD_PATH = "/etc/virtforge/customize.json"
@@ -308,20 +308,6 @@ def networkd_unit(item):
     return "\n".join(lines) + "\n"
 
 
-SSH_KEYS_UNIT = """\
-# Written by virtforge.libvirt: regenerate missing SSH host keys before sshd starts.
-[Unit]
-Description=Generate missing SSH host keys
-Before=ssh.service
-ConditionPathExists=/usr/bin/ssh-keygen
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-
-[Install]
-WantedBy=multi-user.target ssh.service
-"""
 
 
 def _write(path, text, mode="0644"):
