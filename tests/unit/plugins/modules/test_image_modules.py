@@ -210,3 +210,35 @@ class TestReplacingABackingFile:
         assert no_build == []
         (tmp_path / "clone.qcow2").unlink()
         assert run(image_build, dict(args, force=True), check=True).result["changed"] is True
+
+
+class FailingRunner(object):
+    """Stands in for _run.Runner: every tool exists, debootstrap fails after writing into its target."""
+
+    def __init__(self):
+        self.calls = []
+
+    def which(self, tool, required=True):
+        return "/usr/bin/" + tool
+
+    def run(self, argv, **kw):
+        self.calls.append(argv)
+        from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import VirtforgeError
+        root = argv[-2]
+        os.makedirs(os.path.join(root, "etc"))
+        raise VirtforgeError("debootstrap failed (exit 1): E: Failed getting release file")
+
+
+class TestFailedBuild:
+    def test_a_failed_build_leaves_only_its_log(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(os, "geteuid", lambda: 0)
+        params = dict((k, v.get("default")) for k, v in build.ARGUMENT_SPEC.items())
+        params.update(cache_dir=str(tmp_path), package_cache=str(tmp_path / "debs"))
+        runner = FailingRunner()
+        builder = build.Builder(None, runner, params)
+        with pytest.raises(Exception) as info:
+            builder.run(check_mode=False)
+        assert "debootstrap failed" in str(info.value)
+        assert runner.calls and runner.calls[0][0] == "/usr/bin/debootstrap"
+        assert sorted(os.listdir(tmp_path)) == sorted(["debs", os.path.basename(builder.log_path)])
+        assert "phase debootstrap: FAILED" in open(builder.log_path).read()
