@@ -308,8 +308,6 @@ def networkd_unit(item):
     return "\n".join(lines) + "\n"
 
 
-
-
 def _write(path, text, mode="0644"):
     q = shlex.quote
     return ["mkdir -p %s" % q(os.path.dirname(path)),
