@@ -85,11 +85,12 @@ def expand(module, list_option, argument_spec, required=(), not_shared=(), exclu
     return out
 
 
-def run_batch(module, items, plan_fn, apply_fn, result_fn, label_key="name"):
+def run_batch(module, items, plan_fn, apply_fn, result_fn, list_option=None, label_key="name"):
     """Plan every item, then (unless check mode) apply the changed ones; one result per item.
 
     ``plan_fn(view)`` returns a plan with a ``changed`` attribute; ``apply_fn(view, plan)`` applies it;
-    ``result_fn(view, plan)`` returns the item's result dict. An error names the item.
+    ``result_fn(view, plan)`` returns the item's result dict. With ``list_option`` (the items came
+    from a list), an error names the item: ``volumes[1].pool: web2.qcow2: ...``.
     """
     planned = []
     for index, params in enumerate(items):
@@ -97,8 +98,10 @@ def run_batch(module, items, plan_fn, apply_fn, result_fn, label_key="name"):
         try:
             planned.append((view, plan_fn(view)))
         except VirtforgeError as exc:
-            exc.option = "%s: %s" % (params.get(label_key) or "item %d" % index, exc.option) \
-                if exc.option else params.get(label_key)
+            if list_option:
+                where = "%s[%d]" % (list_option, index)
+                exc.option = "%s.%s" % (where, exc.option) if exc.option else where
+                exc.msg = "%s: %s" % (params.get(label_key) or "item %d" % index, exc.msg)
             raise
     results = []
     for view, plan in planned:

@@ -19,6 +19,7 @@ import os
 import signal
 import struct
 
+from ._batch import expand, run_batch
 from ._errors import NotFound, VirtforgeError
 from ._validate import check_name, confine_path, parse_size
 
@@ -31,7 +32,7 @@ TMP_MARK = ".vf-tmp-"
 COPY_CHUNK = 64 * 1024 * 1024
 
 VOLUME_ARGSPEC = dict(
-    name=dict(type="str", required=True),
+    name=dict(type="str"),
     pool=dict(type="str"),
     directory=dict(type="path"),
     state=dict(type="str", default="present", choices=["present", "absent"]),
@@ -45,11 +46,15 @@ VOLUME_ARGSPEC = dict(
     force=dict(type="bool", default=False),
     shrink=dict(type="bool", default=False),
 )
+# ``volumes`` (a list of items taking the same options) is handled by _batch; pool/directory and
+# the other exclusions are checked per item in item_params(), so they hold for both forms.
+VOLUME_MODULE_ARGSPEC = dict(VOLUME_ARGSPEC, volumes=dict(type="list", elements="dict"))
 VOLUME_MODULE_KWARGS = dict(
-    mutually_exclusive=[("pool", "directory"), ("clone_from", "import_from")],
-    required_one_of=[("pool", "directory")],
+    mutually_exclusive=[("name", "volumes")],
+    required_one_of=[("name", "volumes")],
     supports_check_mode=True,
 )
+_EXCLUSIVE = (("pool", "directory"), ("clone_from", "import_from"))
 
 
 def round_up(size, unit=512):
@@ -689,13 +694,55 @@ def domain_users(conn, path):
     return names
 
 
-def run_module(module, runner, conn):
-    """Plan, stop in check mode, apply otherwise; returns the module result."""
-    manager = VolumeManager(module, runner, conn)
-    plan = manager.plan()
-    if plan.changed and not module.check_mode:
-        manager.apply(plan)
-    result = manager.result(plan)
+def item_params(module):
+    """The parameter dicts to handle: the module's own, or one per item of ``volumes``."""
+    items = expand(module, "volumes", VOLUME_MODULE_ARGSPEC, required=("name",), not_shared=("name",))
+    single = items is None
+    items = [module.params] if single else items
+    for index, params in enumerate(items):
+        where = "" if single else "volumes[%d]." % index
+        for first, second in _EXCLUSIVE:
+            if params.get(first) and params.get(second):
+                raise VirtforgeError("parameters are mutually exclusive: %s|%s" % (first, second),
+                                     option=where + first)
+        if not params.get("pool") and not params.get("directory"):
+            raise VirtforgeError("one of pool or directory is required", option=where + "pool")
+    return single, items
+
+
+def needs_libvirt(params):
+    """Plain image files need no libvirt, except to delete one safely (domains using it as a disk,
+    images in pools using it as their backing file)."""
+    return bool(params["pool"] or params["source_pool"] or params["state"] == "absent")
+
+
+def run_module(module, runner, conn_factory):
+    """Plan every volume, stop in check mode, apply otherwise; returns the module result.
+
+    ``conn_factory()`` opens the libvirt connection; it is called once, and only when a volume
+    needs libvirt.
+    """
+    single, items = item_params(module)
+    conn = conn_factory() if any(needs_libvirt(p) for p in items) else None
+    try:
+        def plan_fn(view):
+            view.manager = VolumeManager(view, runner, conn)
+            return view.manager.plan()
+
+        def result_fn(view, plan):
+            result = view.manager.result(plan)
+            if module._diff:
+                result["diff"] = plan.diff(plan.path)
+            return result
+
+        results = run_batch(module, items, plan_fn, lambda view, plan: view.manager.apply(plan), result_fn,
+                            list_option=None if single else "volumes")
+    finally:
+        if conn is not None:
+            conn.close()
+    if single:
+        return results[0]
+    out = dict(changed=any(r["changed"] for r in results), volumes=results)
     if module._diff:
-        result["diff"] = plan.diff(plan.path)
-    return result
+        out["diff"] = [r.pop("diff") for r in results]
+    return out

@@ -39,8 +39,17 @@ options:
       - File name of the volume inside the pool or directory, for example V(web1.qcow2).
       - Letters, digits and C(. _ - + :) only; C(/), C(..) and symbolic links that lead out of the
         pool or directory are refused.
+      - Required unless O(volumes) is given.
     type: str
-    required: true
+  volumes:
+    description:
+      - Several volumes in one task. Each item takes the options of the module itself (O(name), O(pool),
+        O(clone_from), O(mode), O(capacity), ...), except O(volumes) and O(uri).
+      - Options set at the top level are defaults for every item (except O(name)); an item's own value wins.
+      - Every item is planned before any is changed, so bad input in one item changes nothing.
+      - The result then has RV(volumes), one result per item, and RV(diff) is a list.
+    type: list
+    elements: dict
   pool:
     description:
       - Name of the libvirt storage pool holding the volume. The pool must be active.
@@ -121,6 +130,18 @@ notes:
 """
 
 EXAMPLES = r"""
+- name: Linked clones for three VMs in one task
+  virtforge.libvirt.volume:
+    pool: default
+    clone_from: /var/lib/virtforge/images/debian12-golden.qcow2
+    mode: linked
+    volumes:
+      - name: web1.qcow2
+      - name: web2.qcow2
+      - name: db1.qcow2
+        mode: full
+        capacity: 40G
+
 - name: Linked clone of the golden image for web1
   virtforge.libvirt.volume:
     pool: default
@@ -165,6 +186,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+volumes:
+  description: With O(volumes), one result per item, in order, with the keys documented here for a single volume.
+  returned: when O(volumes) is given
+  type: list
+  elements: dict
 path:
   description: Absolute path of the volume.
   returned: always
@@ -233,26 +259,17 @@ from ansible_collections.virtforge.libvirt.plugins.module_utils._libvirt import 
 )
 from ansible_collections.virtforge.libvirt.plugins.module_utils._run import Runner
 from ansible_collections.virtforge.libvirt.plugins.module_utils._volume import (
-    VOLUME_ARGSPEC,
+    VOLUME_MODULE_ARGSPEC,
     VOLUME_MODULE_KWARGS,
     run_module,
 )
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(CONNECTION_ARGSPEC, **VOLUME_ARGSPEC), **VOLUME_MODULE_KWARGS)
+    module = AnsibleModule(argument_spec=dict(CONNECTION_ARGSPEC, **VOLUME_MODULE_ARGSPEC), **VOLUME_MODULE_KWARGS)
     check_libraries(module)
-    params = module.params
-    # Plain image files need no libvirt, except to delete one safely (domains using it as a disk,
-    # images in pools using it as their backing file).
-    needs_libvirt = bool(params["pool"] or params["source_pool"] or params["state"] == "absent")
     try:
-        conn = module_connection(module) if needs_libvirt else None
-        try:
-            result = run_module(module, Runner(module), conn)
-        finally:
-            if conn is not None:
-                conn.close()
+        result = run_module(module, Runner(module), lambda: module_connection(module))
     except Exception as exc:  # pylint: disable=broad-except
         fail_from_exception(module, exc)
     module.exit_json(**result)

@@ -73,8 +73,8 @@ def test_every_item_is_planned_before_any_is_applied():
     items = [dict(name="a"), dict(name="bad")]
     with pytest.raises(VirtforgeError) as err:
         _batch.run_batch(module, items, plan_fn, lambda v, p: calls.append(("apply", v.params["name"])),
-                         lambda v, p: {})
-    assert err.value.message == "bad: pool: no such pool"
+                         lambda v, p: {}, list_option="volumes")
+    assert err.value.message == "volumes[1].pool: bad: no such pool"
     assert calls == [("plan", "a"), ("plan", "bad")]
 
 

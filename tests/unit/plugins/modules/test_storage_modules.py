@@ -101,3 +101,32 @@ def test_network_main(monkeypatch):
     assert res["failed"] and res["option"] == "bridge"
     res = run(monkeypatch, network, name="vft-sto-mn", state="absent")
     assert res["changed"]
+
+
+def test_volume_list_in_one_task(monkeypatch, tmp_path):
+    golden = tmp_path / "golden.qcow2"
+    res = run(monkeypatch, volume, directory=str(tmp_path), name="golden.qcow2", capacity="8M")
+    assert res["changed"] and golden.exists()
+    args = dict(directory=str(tmp_path), clone_from=str(golden), mode="linked",
+                volumes=[dict(name="a.qcow2"), dict(name="b.qcow2", capacity="16M"), dict(name="c.raw", mode="full",
+                                                                                         format="raw")])
+    res = run(monkeypatch, volume, check_mode=True, **args)
+    assert res["changed"] and [v["changed"] for v in res["volumes"]] == [True, True, True]
+    assert sorted(os.listdir(tmp_path)) == ["golden.qcow2"]
+    res = run(monkeypatch, volume, **args)
+    assert [v["name"] for v in res["volumes"]] == ["a.qcow2", "b.qcow2", "c.raw"]
+    assert res["volumes"][0]["backing"] == str(golden) and res["volumes"][1]["capacity"] == 16 * 1024 ** 2
+    assert res["volumes"][2]["backing"] is None and res["volumes"][2]["format"] == "raw"
+    res = run(monkeypatch, volume, **args)
+    assert not res["changed"] and not any(v["changed"] for v in res["volumes"])
+
+
+def test_volume_list_bad_item_changes_nothing(monkeypatch, tmp_path):
+    res = run(monkeypatch, volume, directory=str(tmp_path), capacity="1M",
+              volumes=[dict(name="ok.qcow2"), dict(name="../escape.qcow2")])
+    assert res["failed"] and res["option"] == "volumes[1].name" and "../escape.qcow2" in res["msg"]
+    res = run(monkeypatch, volume, capacity="1M", volumes=[dict(name="ok.qcow2")])
+    assert res["failed"] and res["option"] == "volumes[0].pool"
+    res = run(monkeypatch, volume, directory=str(tmp_path), volumes=[dict(name="x.qcow2", colour="red")])
+    assert res["failed"] and "unknown option(s) colour" in res["msg"]
+    assert os.listdir(tmp_path) == []
