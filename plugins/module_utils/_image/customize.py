@@ -21,7 +21,9 @@ import re
 import shlex
 import time
 
+from .._batch import expand
 from .._errors import VirtforgeError
+from .._validate import check_name, confine_path
 from . import common
 from .build import _HOSTNAME_RE, SSH_KEYS_UNIT
 from .seed import SEED_SPEC, ensure_seed, validate_seed
@@ -66,6 +68,8 @@ FILE_SPEC = dict(
 )
 ARGUMENT_SPEC = dict(
     image=dict(type="path"),
+    pool=dict(type="str"),
+    volume=dict(type="str"),
     format=dict(type="str", choices=["qcow2", "raw"]),
     hostname=dict(type="str"),
     machine_id_reset=dict(type="bool", default=False),
@@ -474,11 +478,19 @@ class Customizer(object):
         self.spec = spec_from_params(params)
         self.hash = spec_hash(self.spec)
         self.image = None
-        if params.get("image"):
+        self.missing = False
+        if params.get("volume"):
+            self.image = pool_volume_path(connect, params.get("pool"), params["volume"])
+        elif params.get("image"):
             self.image = os.path.abspath(params["image"])
+        if self.image:
             if not os.path.isfile(self.image):
-                raise _bad("image", "%s does not exist or is not a file" % params["image"],
-                           "Clone the golden image first (virtforge.libvirt.volume)")
+                if not module.check_mode or os.path.exists(self.image):
+                    raise _bad("volume" if params.get("volume") else "image",
+                               "%s does not exist or is not a file" % self.image,
+                               "Clone the golden image first (virtforge.libvirt.volume)")
+                # In check mode an earlier task (a clone) would have made it.
+                self.missing = True
         elif not params.get("cloud_init_seed"):
             raise _bad("image", "is required unless only cloud_init_seed is given")
         elif set(self.spec) - {"hostname"}:
@@ -569,7 +581,11 @@ class Customizer(object):
     def run(self, check_mode):
         result = dict(changed=False, image=self.image, customization_sha256=self.hash,
                       spec=public_spec(self.spec), changes=[], timings=self.timings)
-        if self.image and self.spec:
+        if self.missing:
+            self.module.warn("%s does not exist yet; check mode assumes an earlier task creates it" % self.image)
+            result.update(changed=True, previous_sha256=None)
+            result["changes"].append(dict(path=RECORD_PATH, action="customize", before=None, after=self.hash))
+        elif self.image and self.spec:
             self._run_image(result, check_mode)
         seed_spec = self.params.get("cloud_init_seed")
         if seed_spec:
@@ -696,5 +712,46 @@ def _mount_failed(err):
     return "mount" in text or "stat: /etc/fstab" in text
 
 
+def pool_volume_path(connect, pool, volume):
+    """The file of ``volume`` in the file-backed storage ``pool`` (confined to the pool's directory)."""
+    if not pool:
+        raise _bad("pool", "is required with volume")
+    check_name(volume, option="volume")
+    if connect is None:
+        raise _bad("pool", "needs a libvirt connection")
+    conn = connect()
+    import libvirt  # pylint: disable=import-outside-toplevel
+    try:
+        xml = conn.storagePoolLookupByName(pool).XMLDesc(0)
+    except libvirt.libvirtError:
+        raise _bad("pool", "no storage pool named %r" % pool, "Create it first (virtforge.libvirt.pool)") from None
+    target = re.search(r"<target>\s*<path>([^<]+)</path>", xml)
+    if not target:
+        raise _bad("pool", "pool %r has no target directory (only file-backed pools hold images)" % pool)
+    return confine_path(volume, target.group(1), "volume")
+
+
 def run_module(module, runner, connect=None):
-    return Customizer(module, runner, module.params, connect=connect).run(module.check_mode)
+    """One image (the module's own options) or a list of them (``images``), each run in turn.
+
+    Every item is validated (and its image resolved) before any image is changed.
+    """
+    items = expand(module, "images", dict(ARGUMENT_SPEC, images=dict(type="list", elements="dict")),
+                   not_shared=("image", "volume", "hostname"))
+    if items is None:
+        return Customizer(module, runner, module.params, connect=connect).run(module.check_mode)
+    from .._batch import ItemView  # pylint: disable=import-outside-toplevel
+    customizers = []
+    for index, params in enumerate(items):
+        try:
+            view = ItemView(module, params)
+            customizers.append(Customizer(view, runner, params, connect=connect))
+        except VirtforgeError as exc:
+            exc.option = "images[%d].%s" % (index, exc.option) if exc.option else "images[%d]" % index
+            raise
+    results = [c.run(module.check_mode) for c in customizers]
+    out = dict(changed=any(r["changed"] for r in results), images=results)
+    diffs = [r.pop("diff", None) for r in results]
+    if any(diffs):
+        out["diff"] = [d or {} for d in diffs]
+    return out
