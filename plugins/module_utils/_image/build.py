@@ -146,13 +146,28 @@ def public_recipe(recipe):
 
 
 def include_packages(recipe):
+    """What debootstrap installs: the base every image has, the kernel and the bootloader.
+
+    The recipe's extra packages are installed afterwards with apt-get in the new tree: debootstrap
+    configures --include packages without dependency ordering, which breaks packages such as
+    cloud-init (python3-cryptography fails to configure).
+    """
     packages = list(BASE_PACKAGES) + [recipe["kernel"]] + list(BOOTLOADER_PACKAGES[recipe["bootloader"]])
-    packages += recipe["packages"]
     seen = []
     for name in packages:
         if name not in seen:
             seen.append(name)
     return seen
+
+
+def extra_packages(recipe):
+    base = set(include_packages(recipe))
+    return [name for name in recipe["packages"] if name not in base]
+
+
+def apt_install_argv(chroot, root, packages):
+    return [chroot, root, "apt-get", "install", "-y", "-q", "--no-install-recommends",
+            "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"] + list(packages)
 
 
 def debootstrap_argv(debootstrap, recipe, root, package_cache=None):
@@ -356,7 +371,8 @@ class Builder(object):
             raise
 
     def build(self):
-        tools = common.require_tools(self.runner, ["debootstrap", "virt-make-fs", "guestfish", "qemu-img", "chroot"])
+        tools = common.require_tools(self.runner, ["debootstrap", "virt-make-fs", "guestfish", "qemu-img", "chroot",
+                                                    "mount", "umount"])
         if os.geteuid() != 0:
             raise VirtforgeError("building an image needs root (debootstrap, chroot)",
                                  fix="Run the task with become: true")
@@ -388,6 +404,10 @@ class Builder(object):
             with log.phase("debootstrap", "%s from %s" % (self.recipe["release"], self.recipe["mirror"])):
                 self.runner.run(debootstrap_argv(tools["debootstrap"], self.recipe, root, self.package_cache),
                                 environ={"DEBIAN_FRONTEND": "noninteractive"}, what="debootstrap")
+            extra = extra_packages(self.recipe)
+            if extra:
+                with log.phase("packages", " ".join(extra)):
+                    self.install_packages(root, extra, tools)
             fs_uuid = str(uuid.uuid4())
             with log.phase("configure"):
                 self.configure_tree(root, fs_uuid, tools["chroot"])
@@ -422,6 +442,22 @@ class Builder(object):
         log.line("image %s ready (%d bytes, sha256 %s) in %.1f s" % (self.image, meta["size_bytes"], digest,
                                                                      meta["timings"]["total"]))
         return meta
+
+    def install_packages(self, root, packages, tools):
+        """apt-get install in the tree, with /proc mounted and services kept from starting."""
+        policy = os.path.join(root, "usr/sbin/policy-rc.d")
+        with open(policy, "w") as handle:
+            handle.write("#!/bin/sh\n# virtforge.libvirt image_build: no service starts while building\nexit 101\n")
+        os.chmod(policy, 0o755)
+        proc = os.path.join(root, "proc")
+        self.runner.run([tools["mount"], "-t", "proc", "proc", proc], what="mount /proc (in the image)")
+        try:
+            self.runner.run(apt_install_argv(tools["chroot"], root, packages),
+                            environ={"DEBIAN_FRONTEND": "noninteractive"}, what="apt-get install (in the image)")
+            self.runner.run([tools["chroot"], root, "apt-get", "clean"], what="apt-get clean (in the image)")
+        finally:
+            self.runner.run([tools["umount"], "-l", proc], check=False)
+            os.unlink(policy)
 
     def configure_tree(self, root, fs_uuid, chroot):
         recipe = self.recipe

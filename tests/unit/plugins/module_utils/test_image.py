@@ -113,11 +113,24 @@ class TestBuildArgv:
         assert "--components=main" in argv
         include = [a for a in argv if a.startswith("--include=")][0][len("--include="):].split(",")
         for pkg in ("linux-image-cloud-amd64", "grub-pc", "qemu-guest-agent", "openssh-server", "udev",
-                    "systemd-sysv", "zstd"):
+                    "systemd-sysv"):
             assert pkg in include
         assert len(include) == len(set(include))
+        # extra packages are installed with apt-get afterwards (dependency-ordered configuration)
+        assert "zstd" not in include
+        assert build.extra_packages(self.recipe) == ["zstd"]
         # the mirror is always explicit, last, after suite and target
         assert argv[-3:] == ["bookworm", "/w/root", "http://deb.debian.org/debian"]
+
+    def test_apt_install(self):
+        argv = build.apt_install_argv("/usr/sbin/chroot", "/w/root", ["cloud-init", "zstd"])
+        assert argv[:5] == ["/usr/sbin/chroot", "/w/root", "apt-get", "install", "-y"]
+        assert "--no-install-recommends" in argv
+        assert argv[-2:] == ["cloud-init", "zstd"]
+
+    def test_base_packages_are_not_installed_twice(self):
+        recipe = build.recipe_from_params(build_params(packages=["udev", "zstd"]))
+        assert build.extra_packages(recipe) == ["zstd"]
 
     def test_default_variant_has_no_variant_flag(self):
         recipe = build.recipe_from_params(build_params(variant="default"))
