@@ -1,0 +1,199 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtforge.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Generalizing a Linux guest for other hardware, in one libguestfs (guestfish) run.
+
+The work is one shell script run inside the guest (guestfish ``sh``: the guest's own tools, its
+root mounted, /dev of the appliance bound in). Each change it makes is printed as ``VF-CHANGE: ...``
+and each thing it could not do as ``VF-WARN: ...`` so the module can report them.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+# Storage drivers of common physical machines; added where the guest's kernel has them.
+GENERIC_STORAGE_MODULES = (
+    "ahci", "ata_piix", "ata_generic", "pata_acpi", "sd_mod", "sr_mod", "nvme", "megaraid_sas", "mpt3sas",
+    "hpsa", "aacraid", "virtio_blk", "virtio_scsi", "uas", "usb_storage", "mptsas", "vmw_pvscsi",
+)
+
+MARK = "# virtforge v2p"
+
+
+def _q(text):
+    return shlex.quote(str(text))
+
+
+def guest_script(extra_modules=(), serial_console=True, grow=None):
+    """The shell script run inside the guest.
+
+    ``grow``: dict(number, entry_offset, sectors) to enlarge an MBR partition to the disk's end
+    (the partition table entry is rewritten in place, the kernel told with partx, the ext2/3/4
+    filesystem grown online with resize2fs).
+    """
+    modules = " ".join(_q(m) for m in list(GENERIC_STORAGE_MODULES) + list(extra_modules))
+    lines = [
+        "exec 2>&1",
+        "change() { echo \"VF-CHANGE: $*\"; }",
+        "warn() { echo \"VF-WARN: $*\"; }",
+        "",
+        "# --- initramfs with generic storage drivers",
+        "if [ -d /etc/initramfs-tools ]; then",
+        "  mkdir -p /etc/initramfs-tools/conf.d",
+        "  printf '%s\\nMODULES=most\\n' " + _q(MARK) + " > /etc/initramfs-tools/conf.d/virtforge-v2p.conf",
+        "  sed -i '/^" + MARK + " begin/,/^" + MARK + " end/d' /etc/initramfs-tools/modules",
+        "  echo " + _q(MARK + " begin") + " >> /etc/initramfs-tools/modules",
+        "  added=''",
+        "  for k in /lib/modules/*; do",
+        "    [ -d \"$k\" ] || continue",
+        "    kver=${k##*/}",
+        "    for m in " + modules + "; do",
+        "      case \" $added \" in *\" $m \"*) continue;; esac",
+        "      if modinfo -k \"$kver\" \"$m\" >/dev/null 2>&1; then echo \"$m\" >> /etc/initramfs-tools/modules;"
+        " added=\"$added $m\"; fi",
+        "    done",
+        "  done",
+        "  echo " + _q(MARK + " end") + " >> /etc/initramfs-tools/modules",
+        "  change \"initramfs: MODULES=most, storage drivers:$added\"",
+        "  update-initramfs -u -k all >/tmp/vf-initramfs.log 2>&1 || { cat /tmp/vf-initramfs.log; echo 'VF-FAIL: "
+        "update-initramfs'; exit 1; }",
+        "  change 'initramfs regenerated for every installed kernel'",
+        "elif command -v dracut >/dev/null 2>&1; then",
+        "  dracut --no-hostonly --force --regenerate-all >/tmp/vf-dracut.log 2>&1 || { cat /tmp/vf-dracut.log;"
+        " echo 'VF-FAIL: dracut'; exit 1; }",
+        "  change 'initramfs regenerated with dracut --no-hostonly'",
+        "else",
+        "  warn 'neither initramfs-tools nor dracut found: initramfs not regenerated'",
+        "fi",
+        "",
+        "# --- fstab by UUID",
+        "if [ -f /etc/fstab ]; then",
+        "  : > /tmp/vf-fstab",
+        "  while IFS= read -r line; do",
+        "    dev=$(printf '%s\\n' \"$line\" | awk '{print $1}')",
+        "    case \"$dev\" in",
+        "      /dev/sd*|/dev/vd*|/dev/hd*|/dev/xvd*)",
+        "        app=$(printf '%s' \"$dev\" | sed -E 's#^/dev/(s|v|h|xv)d#/dev/sd#')",
+        "        uuid=$(blkid -s UUID -o value \"$app\" 2>/dev/null || true)",
+        "        if [ -n \"$uuid\" ]; then",
+        "          line=$(printf '%s\\n' \"$line\" | sed \"s#^\\([[:space:]]*\\)$dev#\\1UUID=$uuid#\")",
+        "          change \"fstab: $dev -> UUID=$uuid\"",
+        "        else",
+        "          warn \"fstab: no UUID found for $dev\"",
+        "        fi;;",
+        "    esac",
+        "    printf '%s\\n' \"$line\" >> /tmp/vf-fstab",
+        "  done < /etc/fstab",
+        "  if ! cmp -s /tmp/vf-fstab /etc/fstab; then cat /tmp/vf-fstab > /etc/fstab; fi",
+        "fi",
+        "",
+        "# --- persistent NIC names",
+        "for f in /etc/udev/rules.d/70-persistent-net.rules /etc/udev/rules.d/75-persistent-net-generator.rules; do",
+        "  if [ -e \"$f\" ]; then rm -f \"$f\"; change \"removed $f\"; fi",
+        "done",
+        "for f in /etc/systemd/network/*.link; do",
+        "  [ -e \"$f\" ] || continue",
+        "  if grep -qi '^[[:space:]]*MACAddress=' \"$f\"; then rm -f \"$f\"; change \"removed $f (NIC name pinned"
+        " to a MAC)\"; fi",
+        "done",
+        "for f in /etc/systemd/network/*.network /etc/NetworkManager/system-connections/*; do",
+        "  [ -e \"$f\" ] || continue",
+        "  if grep -qiE '^[[:space:]]*(MACAddress|mac-address)=' \"$f\"; then warn \"$f matches a NIC by MAC"
+        " address: it will not match the new hardware\"; fi",
+        "done",
+        "if [ -f /etc/network/interfaces ] && grep -qE '^(auto|iface|allow-hotplug) +(eth|ens|enp|eno)' "
+        "/etc/network/interfaces; then",
+        "  warn '/etc/network/interfaces names NICs explicitly: names differ on other hardware'",
+        "fi",
+    ]
+    lines += ["", "# --- serial console"]
+    if not serial_console:
+        lines += [
+            "if [ -f /etc/default/grub ]; then",
+            "  if grep -q 'console=ttyS' /etc/default/grub; then",
+            "    sed -i -E 's/ ?console=ttyS[^ \"]*//g' /etc/default/grub",
+            "    change 'grub: serial console removed from the kernel command line'",
+            "  fi",
+            "fi",
+        ]
+    else:
+        lines += ["grep -q 'console=ttyS' /etc/default/grub 2>/dev/null && echo 'VF-INFO: serial console kept'"]
+    lines += [
+        "",
+        "# --- bootloader by UUID",
+        "if [ -f /etc/default/grub ] && grep -q '^GRUB_DISABLE_LINUX_UUID=true' /etc/default/grub; then",
+        "  sed -i 's/^GRUB_DISABLE_LINUX_UUID=true/#&/' /etc/default/grub",
+        "  change 'grub: root by UUID (GRUB_DISABLE_LINUX_UUID disabled)'",
+        "fi",
+        "if command -v update-grub >/dev/null 2>&1; then",
+        "  update-grub >/tmp/vf-grub.log 2>&1 || { cat /tmp/vf-grub.log; echo 'VF-FAIL: update-grub'; exit 1; }",
+        "  change 'grub configuration regenerated (root=UUID)'",
+        "elif command -v grub2-mkconfig >/dev/null 2>&1; then",
+        "  grub2-mkconfig -o /boot/grub2/grub.cfg >/tmp/vf-grub.log 2>&1 || { cat /tmp/vf-grub.log;"
+        " echo 'VF-FAIL: grub2-mkconfig'; exit 1; }",
+        "  change 'grub configuration regenerated'",
+        "else",
+        "  warn 'no grub tools: bootloader configuration left as it was'",
+        "fi",
+    ]
+    lines += _grow_lines(grow)
+    lines += ["sync", "echo VF-DONE"]
+    return "\n".join(lines) + "\n"
+
+
+def grow_only_script(grow):
+    """Only the partition growth (O(generalize=false))."""
+    lines = ["exec 2>&1", "change() { echo \"VF-CHANGE: $*\"; }", "warn() { echo \"VF-WARN: $*\"; }"]
+    lines += _grow_lines(grow) + ["sync", "echo VF-DONE"]
+    return "\n".join(lines) + "\n"
+
+
+def _grow_lines(grow):
+    lines = []
+    if grow:
+        octets = "".join("\\%03o" % b for b in int(grow["sectors"]).to_bytes(4, "little"))
+        part = "/dev/sda%d" % int(grow["number"])
+        lines += [
+            "",
+            "# --- grow the last partition (MBR entry rewritten in place) and its filesystem",
+            "printf '%s' | dd of=/dev/sda bs=1 seek=%d count=4 conv=notrunc status=none" % (
+                octets, int(grow["entry_offset"])),
+            "sync",
+            "partx -u -n %d /dev/sda || resizepart /dev/sda %d %d" % (
+                int(grow["number"]), int(grow["number"]), int(grow["sectors"])),
+            "fstype=$(blkid -s TYPE -o value %s)" % part,
+            "case \"$fstype\" in",
+            "  ext2|ext3|ext4) resize2fs %s >/tmp/vf-resize.log 2>&1 || { cat /tmp/vf-resize.log;"
+            " echo 'VF-FAIL: resize2fs'; exit 1; }" % part,
+            "    change \"partition %d grown to %d sectors, $fstype filesystem grown\";;" % (
+                int(grow["number"]), int(grow["sectors"])),
+            "  *) change \"partition %d grown to %d sectors\"; warn \"filesystem $fstype on partition %d"
+            " not grown\";;" % (int(grow["number"]), int(grow["sectors"]), int(grow["number"])),
+            "esac",
+        ]
+    return lines
+
+
+def guestfish_script(script_path):
+    """guestfish commands (after ``-i``): upload the script, run it with the guest's shell, remove it."""
+    return "\n".join([
+        "upload %s /tmp/virtforge-generalize.sh" % script_path,
+        "sh \"/bin/sh /tmp/virtforge-generalize.sh\"",
+        "rm-f /tmp/virtforge-generalize.sh",
+        "",
+    ])
+
+
+def parse_output(out):
+    changes, warnings = [], []
+    done = False
+    for line in (out or "").splitlines():
+        line = line.strip()
+        if line.startswith("VF-CHANGE: "):
+            changes.append(line[len("VF-CHANGE: "):])
+        elif line.startswith("VF-WARN: "):
+            warnings.append(line[len("VF-WARN: "):])
+        elif line == "VF-DONE":
+            done = True
+    return changes, warnings, done

@@ -1,0 +1,201 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtforge.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""V2P: write a guest image onto a block device so it boots on other hardware.
+
+plan (source facts, device checks, record) -> [check mode stops] -> temporary qcow2 overlay of the
+source -> generalize in one libguestfs run -> ``qemu-img convert -n -O raw`` onto the device ->
+``qemu-img compare`` of the written range against the overlay -> record (sha256 of the range).
+The source image is only ever read (it is the overlay's backing file, opened read-only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+from .._errors import VirtforgeError
+from . import blockdev, generalize
+from .._image.common import PhaseLog
+from .common import conversion_environment, image_opts, read_record, source_image, write_record
+
+ARGUMENT_SPEC = dict(
+    src=dict(type="path", required=True),
+    src_format=dict(type="str", choices=["qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc"]),
+    device=dict(type="path", required=True),
+    force=dict(type="bool", default=False),
+    generalize=dict(type="bool", default=True),
+    serial_console=dict(type="bool", default=True),
+    extra_modules=dict(type="list", elements="str", default=[]),
+    grow_last_partition=dict(type="bool", default=False),
+    firmware=dict(type="str", choices=["bios"], default="bios"),
+    work_dir=dict(type="path", default="/var/tmp"),
+    record_dir=dict(type="path", default="/var/lib/virtforge/v2p"),
+    log_path=dict(type="path"),
+)
+
+RECORD_VERSION = 1
+
+
+def options_digest(params):
+    keys = ("generalize", "serial_console", "extra_modules", "grow_last_partition", "firmware")
+    return hashlib.sha256(json.dumps({k: params[k] for k in keys}, sort_keys=True).encode()).hexdigest()
+
+
+class V2P(object):
+    def __init__(self, module, runner, connect=None):
+        self.module = module
+        self.runner = runner
+        self.params = module.params
+        self.connect = connect
+        self.log = PhaseLog(self.params.get("log_path"))
+        self.warnings = []
+
+    # ------------------------------------------------------------------ plan
+    def plan(self):
+        p = self.params
+        for i, name in enumerate(p["extra_modules"]):
+            if not name or not all(c.isalnum() or c in "_-" for c in name):
+                raise VirtforgeError("%r is not a kernel module name" % name, option="extra_modules[%d]" % i)
+        src = source_image(p["src"], "src", self.runner)
+        fmt = p.get("src_format") or src["format"]
+        if src.get("backing") is None and fmt not in ("qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc"):
+            raise VirtforgeError("unsupported image format %r" % fmt, option="src_format")
+        device = blockdev.check_block_device(p["device"], "device")
+        if os.path.realpath(p["src"]) == device:
+            raise VirtforgeError("the source and the device are the same", option="device")
+        size = blockdev.device_size(device)
+        need = int(src["capacity"])
+        if size < need:
+            raise VirtforgeError("%s holds %d bytes, the image needs %d" % (p["device"], size, need),
+                                 option="device", fix="Use a device at least as large as the image's virtual size")
+        conn = self.connect() if self.connect else None
+        busy = blockdev.users(device, conn=conn)
+        if busy:
+            raise VirtforgeError("%s is in use: %s" % (p["device"], "; ".join(busy)), option="device",
+                                 fix="Unmount it, stop what holds it, or pick another device")
+        length = size if p["grow_last_partition"] else need
+        plan = dict(src=src, format=fmt, device=device, device_size=size, length=length,
+                    options=options_digest(p), record_path=self.record_path(device))
+        record = read_record(plan["record_path"])
+        plan["up_to_date"] = bool(record and self._record_matches(record, plan))
+        plan["table"] = blockdev.partition_table(device)
+        if not plan["up_to_date"] and plan["table"] and not p["force"]:
+            raise VirtforgeError("%s already has a partition table (%s)" % (p["device"], plan["table"].upper()),
+                                 option="force", fix="Set force: true to overwrite the device")
+        if p["grow_last_partition"]:
+            plan["grow"] = self._grow_plan(src, fmt, size)
+        return plan
+
+    def record_path(self, device):
+        return os.path.join(self.params["record_dir"], os.path.basename(device) + ".json")
+
+    def _record_matches(self, record, plan):
+        if record.get("version") != RECORD_VERSION or record.get("source") != plan["src"]["identity"]:
+            return False
+        if record.get("options") != plan["options"] or record.get("device_size") != plan["device_size"]:
+            return False
+        if record.get("length") != plan["length"]:
+            return False
+        with self.log.phase("record check", "sha256 of %d bytes of %s" % (plan["length"], plan["device"])):
+            return blockdev.sha256_range(plan["device"], plan["length"]) == record.get("sha256")
+
+    def _grow_plan(self, src, fmt, size):
+        """Where the last MBR partition starts, read from the source's first sector."""
+        work = tempfile.mkdtemp(prefix=".vf-v2p-", dir=self.params["work_dir"])
+        try:
+            head = os.path.join(work, "head")
+            self.runner.run(["qemu-img", "dd", "-f", fmt, "-O", "raw", "bs=512", "count=1",
+                             "if=%s" % self.params["src"], "of=%s" % head], what="qemu-img dd")
+            with open(head, "rb") as handle:
+                parts = blockdev.mbr_partitions(handle.read(512))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        if not parts:
+            raise VirtforgeError("grow_last_partition needs an MBR partition table in the image (GPT is not "
+                                 "supported yet)", option="grow_last_partition")
+        last = max(parts, key=lambda x: x["start"])
+        if last["type"] in (0x05, 0x0F, 0x85):
+            raise VirtforgeError("the last partition is an extended partition", option="grow_last_partition")
+        sectors = size // blockdev.SECTOR - last["start"]
+        if sectors > 0xFFFFFFFF:
+            raise VirtforgeError("the device is too large for an MBR partition", option="grow_last_partition")
+        return dict(number=last["number"], start=last["start"], sectors=sectors,
+                    entry_offset=446 + 16 * (last["number"] - 1) + 12, old_sectors=last["sectors"])
+
+    # ----------------------------------------------------------------- apply
+    def apply(self, plan):
+        p = self.params
+        env = conversion_environment()
+        os.makedirs(p["work_dir"], exist_ok=True)
+        work = tempfile.mkdtemp(prefix=".vf-v2p-", dir=p["work_dir"])
+        changes, warnings = [], []
+        try:
+            overlay = os.path.join(work, "overlay.qcow2")
+            with self.log.phase("overlay", "temporary qcow2 overlay on %s" % p["src"]):
+                self.runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", os.path.realpath(p["src"]),
+                                 "-F", plan["format"], overlay], what="qemu-img create")
+                if plan.get("grow"):
+                    self.runner.run(["qemu-img", "resize", "-q", overlay, str(plan["device_size"])],
+                                    what="qemu-img resize")
+            if p["generalize"] or plan.get("grow"):
+                with self.log.phase("generalize", "one libguestfs run"):
+                    script = os.path.join(work, "generalize.sh")
+                    with open(script, "w") as handle:
+                        handle.write(generalize.guest_script(
+                            p["extra_modules"], p["serial_console"], plan.get("grow")) if p["generalize"]
+                            else generalize.grow_only_script(plan["grow"]))
+                    commands = generalize.guestfish_script(script)
+                    _rc, out, _err = self.runner.run(["guestfish", "-a", overlay, "-i"], data=commands.encode(),
+                                                     environ=env, what="guestfish (generalize)")
+                    self.log.line(out.strip())
+                    changes, warnings, done = generalize.parse_output(out)
+                    if not done:
+                        raise VirtforgeError("the generalization script did not finish: %s"
+                                             % "\n".join(out.strip().splitlines()[-10:]))
+            what = "qemu-img convert -O raw to %s (%d bytes)" % (plan["device"], plan["length"])
+            with self.log.phase("copy", what):
+                self.runner.run(["qemu-img", "convert", "-n", "-f", "qcow2", "-O", "raw", "-W",
+                                 overlay, plan["device"]], what="qemu-img convert")
+            with self.log.phase("verify", "qemu-img compare of the written range"):
+                self.runner.run(["qemu-img", "compare", "--image-opts",
+                                 image_opts("qcow2", overlay),
+                                 image_opts("raw", plan["device"], size=plan["length"], host_device=True)],
+                                what="qemu-img compare")
+                digest = blockdev.sha256_range(plan["device"], plan["length"])
+            write_record(plan["record_path"], dict(
+                version=RECORD_VERSION, source=plan["src"]["identity"], options=plan["options"],
+                device=plan["device"], device_size=plan["device_size"], length=plan["length"], sha256=digest,
+                changes=changes))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        self.warnings.extend(warnings)
+        return dict(sha256=digest, guest_changes=changes, guest_warnings=warnings)
+
+    def run(self, check_mode):
+        plan = self.plan()
+        result = dict(changed=not plan["up_to_date"], device=plan["device"], src=self.params["src"],
+                      src_format=plan["format"], virtual_size=int(plan["src"]["capacity"]),
+                      device_size=plan["device_size"], bytes_written=0, length=plan["length"],
+                      partition_table_before=plan["table"], grow=plan.get("grow"), verified=False,
+                      guest_changes=[], guest_warnings=[], log_path=self.params.get("log_path"))
+        if plan["up_to_date"]:
+            record = read_record(plan["record_path"]) or {}
+            result.update(sha256=record.get("sha256"), verified=True, guest_changes=record.get("changes", []))
+        elif not check_mode:
+            self.log.line("v2p %s -> %s" % (self.params["src"], plan["device"]))
+            result.update(self.apply(plan))
+            result.update(bytes_written=plan["length"], verified=True)
+        result["timing"] = dict(self.log.timings, total=self.log.total())
+        return result
+
+
+def run_module(module, runner, connect=None):
+    v2p = V2P(module, runner, connect)
+    result = v2p.run(module.check_mode)
+    for warning in v2p.warnings:
+        module.warn(warning)
+    return result

@@ -1,0 +1,212 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtforge.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: v2p
+short_description: Write a guest image onto a physical disk (block device) so it boots on other hardware
+version_added: 0.1.0
+description:
+  - V2P - the reverse of P2V. Writes a virtual machine's disk image onto a block device (a physical disk)
+    so the system boots on real hardware.
+  - The source image is never modified. The module works on a temporary qcow2 overlay of it, generalizes the
+    guest in that overlay in one libguestfs run, copies the overlay with C(qemu-img convert -O raw) to the
+    device, and verifies the written range against the overlay with C(qemu-img compare).
+  - Generalization (Linux guests with initramfs-tools or dracut) - the initramfs is regenerated with generic
+    storage drivers (C(MODULES=most) plus AHCI, PIIX/IDE, NVMe, SCSI HBA drivers where the kernel has them);
+    C(/etc/fstab) entries naming C(/dev/sdX)/C(/dev/vdX) are rewritten by UUID; the GRUB configuration is
+    regenerated with the root by UUID; persistent NIC naming rules (C(70-persistent-net.rules), C(.link)
+    files pinned to a MAC) are removed; the serial console is kept unless O(serial_console=false).
+    Every change made inside the guest is returned in RV(guest_changes).
+  - Refuses a device that is mounted, held (device-mapper, RAID, LVM), used as swap, a disk of a libvirt
+    domain, open exclusively by another program, or smaller than the image's virtual size. Never
+    overwrites a device that has a partition table unless O(force=true).
+  - After a successful write, a record (source identity, options, sha256 of the written range) is kept in
+    O(record_dir); a later run with the same source and options finds the device content unchanged
+    (by checksum) and reports no change.
+  - Without hardware virtualization libguestfs runs with E(LIBGUESTFS_BACKEND_SETTINGS=force_tcg); the
+    generalization (initramfs rebuild inside the emulated appliance) then takes minutes.
+  - Works with C(async); O(log_path) gets one line per phase.
+author:
+  - virtforge.libvirt contributors (@virtforge)
+extends_documentation_fragment:
+  - virtforge.libvirt.libvirt
+options:
+  src:
+    description: The guest's disk image (qcow2, raw, vmdk...). Only read.
+    type: path
+    required: true
+  src_format:
+    description: Format of O(src); detected when not set.
+    type: str
+    choices: [qcow2, raw, vmdk, vdi, vhdx, vpc]
+  device:
+    description: The target block device, for example C(/dev/sdb). Its whole content may be replaced.
+    type: path
+    required: true
+  force:
+    description: Overwrite a device that already has a partition table (MBR or GPT).
+    type: bool
+    default: false
+  generalize:
+    description: Generalize the guest for other hardware (see the description). With V(false) the image is
+      copied as it is.
+    type: bool
+    default: true
+  serial_console:
+    description: Keep C(console=ttyS*) on the kernel command line. With V(false) it is removed.
+    type: bool
+    default: true
+  extra_modules:
+    description: More kernel modules to put into the initramfs (when the kernel has them).
+    type: list
+    elements: str
+    default: []
+  grow_last_partition:
+    description:
+      - Grow the last partition (and its ext2/3/4 filesystem) to the end of the device.
+      - Only for an MBR partition table whose last partition is a primary partition.
+    type: bool
+    default: false
+  firmware:
+    description: Firmware of the target machine. Only V(bios) (MBR, GRUB for PC BIOS) is supported.
+    type: str
+    choices: [bios]
+    default: bios
+  work_dir:
+    description: Directory for the temporary overlay (it holds only what the generalization changes).
+    type: path
+    default: /var/tmp
+  record_dir:
+    description: Where the records of completed writes are kept (one JSON file per device name).
+    type: path
+    default: /var/lib/virtforge/v2p
+  log_path:
+    description: Progress log (one line per phase, with the guest's output) that can be followed with C(tail -f).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Checks the source, the device (use, size, partition table) and the record; writes nothing.
+  diff_mode:
+    support: none
+    description: No diff is shown; the result describes what was (or would be) done.
+  idempotent:
+    support: full
+    description: The same source and options on a device whose content still has the recorded checksum report
+      no change.
+notes:
+  - The lab guests use Debian's cloud kernel, which has IDE/PIIX and virtio drivers but no AHCI, e1000 or
+    rtl8139; the tests therefore boot the written disk on an IDE bus with a virtio NIC.
+  - UEFI targets are not supported yet (O(firmware=bios) only).
+requirements:
+  - qemu-utils (qemu-img), libguestfs-tools (guestfish)
+"""
+
+EXAMPLES = r"""
+- name: Put the web server's image onto the second disk of a physical machine
+  virtforge.libvirt.v2p:
+    src: /var/lib/libvirt/images/web1.qcow2
+    device: /dev/sdb
+    force: true
+    grow_last_partition: true
+    log_path: /var/log/virtforge/v2p-web1.log
+  async: 3600
+  poll: 15
+"""
+
+RETURN = r"""
+device:
+  description: The real path of the device written.
+  returned: always
+  type: str
+  sample: /dev/sdb
+virtual_size:
+  description: Virtual size of the source image in bytes.
+  returned: always
+  type: int
+device_size:
+  description: Size of the device in bytes.
+  returned: always
+  type: int
+length:
+  description: Bytes of the device that hold the image (the device size with O(grow_last_partition)).
+  returned: always
+  type: int
+bytes_written:
+  description: Bytes written in this run (0 when nothing changed or in check mode).
+  returned: always
+  type: int
+sha256:
+  description: sha256 of the written range of the device, as recorded.
+  returned: when written or up to date
+  type: str
+verified:
+  description: Whether the device's content was verified against the generalized image.
+  returned: always
+  type: bool
+partition_table_before:
+  description: V(mbr), V(gpt) or null - what the device had before.
+  returned: always
+  type: str
+grow:
+  description: The partition growth planned (number, start, sectors), or null.
+  returned: always
+  type: dict
+guest_changes:
+  description: What the generalization changed inside the guest.
+  returned: always
+  type: list
+  elements: str
+  sample: ["initramfs: MODULES=most, storage drivers: ata_piix sd_mod", "grub configuration regenerated (root=UUID)"]
+guest_warnings:
+  description: What the generalization could not do (also given as warnings).
+  returned: always
+  type: list
+  elements: str
+timing:
+  description: Seconds per phase (overlay, generalize, copy, verify, record check) and in total.
+  returned: always
+  type: dict
+log_path:
+  description: The progress log.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.virtforge.libvirt.plugins.module_utils import _libvirt
+from ansible_collections.virtforge.libvirt.plugins.module_utils._convert import v2p
+from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import fail_from_exception
+from ansible_collections.virtforge.libvirt.plugins.module_utils._run import Runner
+
+
+def main():
+    argument_spec = dict(_libvirt.CONNECTION_ARGSPEC)
+    argument_spec.update(v2p.ARGUMENT_SPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    conns = []
+
+    def connect():
+        if _libvirt.libvirt is None:
+            return None
+        if not conns:
+            conns.append(_libvirt.module_connection(module, readonly=True))
+        return conns[0]
+
+    try:
+        result = v2p.run_module(module, Runner(module), connect=connect)
+    except Exception as exc:  # pylint: disable=broad-except
+        fail_from_exception(module, exc)
+    finally:
+        for conn in conns:
+            conn.close()
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

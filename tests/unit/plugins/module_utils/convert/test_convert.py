@@ -1,0 +1,296 @@
+"""The conversion engines' pure parts: OVA manifests, block device checks, the generalization
+script, virt-v2v argument lists, phases and XML fitting, NIC mapping."""
+
+import hashlib
+import io
+import subprocess
+import tarfile
+import types
+
+import pytest
+
+from ansible_collections.virtforge.libvirt.plugins.module_utils._convert import blockdev, generalize, ova, v2p, v2v
+from ansible_collections.virtforge.libvirt.plugins.module_utils._convert.domain import base_params, fit_xml
+from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import VirtforgeError
+
+
+# ------------------------------------------------------------------------------------------ OVA
+def _sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_ova(tmp_path, files, manifest=None, name="vm.ova"):
+    path = tmp_path / name
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        items = dict(files)
+        if manifest is not None:
+            items["vm.mf"] = manifest.encode()
+        for fname, data in items.items():
+            info = tarfile.TarInfo(fname)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+FILES = {"vm.ovf": b"<Envelope/>", "vm-disk1.vmdk": b"x" * 5000}
+
+
+def good_manifest(files=None):
+    files = FILES if files is None else files
+    return "".join("SHA256(%s)= %s\n" % (n, _sha(d)) for n, d in files.items())
+
+
+def test_ova_good(tmp_path):
+    out = ova.verify(make_ova(tmp_path, FILES, good_manifest()))
+    assert out["ovf"] == "vm.ovf" and out["manifest"] == "vm.mf"
+    assert [f["name"] for f in out["files"]] == ["vm.ovf", "vm-disk1.vmdk"]
+
+
+def test_ova_sha1_and_directory(tmp_path):
+    d = tmp_path / "dir"
+    d.mkdir()
+    for n, data in FILES.items():
+        (d / n).write_bytes(data)
+    (d / "vm.mf").write_text("".join("SHA1(%s)= %s\n" % (n, hashlib.sha1(data).hexdigest())
+                                     for n, data in FILES.items()))
+    assert len(ova.verify(str(d))["files"]) == 2
+
+
+def test_ova_bad_digest(tmp_path):
+    manifest = good_manifest().replace(_sha(FILES["vm-disk1.vmdk"]), "0" * 64)
+    with pytest.raises(VirtforgeError, match="SHA256 checksum of vm-disk1.vmdk does not match"):
+        ova.verify(make_ova(tmp_path, FILES, manifest))
+
+
+def test_ova_truncated_disk(tmp_path):
+    files = dict(FILES, **{"vm-disk1.vmdk": FILES["vm-disk1.vmdk"][:100]})
+    with pytest.raises(VirtforgeError, match="does not match"):
+        ova.verify(make_ova(tmp_path, files, good_manifest()))
+
+
+def test_ova_missing_and_unlisted(tmp_path):
+    with pytest.raises(VirtforgeError, match="lists extra.vmdk, which is not in the package"):
+        ova.verify(make_ova(tmp_path, FILES, good_manifest() + "SHA256(extra.vmdk)= %s\n" % ("a" * 64)))
+    files = dict(FILES, **{"vm-disk2.vmdk": b"y"})
+    with pytest.raises(VirtforgeError, match="does not cover vm-disk2.vmdk"):
+        ova.verify(make_ova(tmp_path, files, good_manifest(), name="b.ova"))
+
+
+def test_ova_no_manifest_and_garbage(tmp_path):
+    with pytest.raises(VirtforgeError, match="has no manifest"):
+        ova.verify(make_ova(tmp_path, FILES))
+    assert ova.verify(make_ova(tmp_path, FILES, name="c.ova"), require_manifest=False)["manifest"] is None
+    with pytest.raises(VirtforgeError, match="line 1 of the OVA manifest"):
+        ova.verify(make_ova(tmp_path, FILES, "MD5(vm.ovf)= abc\n", name="d.ova"))
+    with pytest.raises(VirtforgeError, match="outside the package"):
+        ova.parse_manifest("SHA256(../etc/passwd)= " + "a" * 64)
+    bad = tmp_path / "notatar.ova"
+    bad.write_bytes(b"hello")
+    with pytest.raises(VirtforgeError, match="not a readable OVA"):
+        ova.verify(str(bad))
+
+
+# ------------------------------------------------------------------------------ block devices
+def _mbr(parts):
+    head = bytearray(512)
+    for i, (ptype, start, sectors) in enumerate(parts):
+        off = 446 + 16 * i
+        head[off + 4] = ptype
+        head[off + 8:off + 12] = start.to_bytes(4, "little")
+        head[off + 12:off + 16] = sectors.to_bytes(4, "little")
+    head[510:512] = b"\x55\xaa"
+    return bytes(head)
+
+
+def test_partition_tables(tmp_path):
+    f = tmp_path / "disk"
+    f.write_bytes(_mbr([(0x83, 2048, 4096)]) + b"\0" * 512)
+    assert blockdev.partition_table(str(f)) == "mbr"
+    f.write_bytes(_mbr([(0xEE, 1, 100)]) + b"EFI PART" + b"\0" * 504)
+    assert blockdev.partition_table(str(f)) == "gpt"
+    f.write_bytes(b"\0" * 1024)
+    assert blockdev.partition_table(str(f)) is None
+    assert blockdev.mbr_partitions(_mbr([(0x83, 2048, 4096), (0x82, 6144, 100)])) == [
+        dict(number=1, type=0x83, start=2048, sectors=4096), dict(number=2, type=0x82, start=6144, sectors=100)]
+    assert blockdev.mbr_partitions(b"\0" * 512) == []
+
+
+def test_sha256_range(tmp_path):
+    f = tmp_path / "d"
+    f.write_bytes(b"a" * 100 + b"b" * 100)
+    assert blockdev.sha256_range(str(f), 100) == _sha(b"a" * 100)
+
+
+def test_not_a_block_device(tmp_path):
+    f = tmp_path / "file"
+    f.write_bytes(b"")
+    with pytest.raises(VirtforgeError, match="is not a block device"):
+        blockdev.check_block_device(str(f), "device")
+    with pytest.raises(VirtforgeError, match="does not exist"):
+        blockdev.check_block_device(str(tmp_path / "none"), "device")
+
+
+def test_users_from_fake_sysfs(tmp_path, monkeypatch):
+    """Mounted partitions, holders and swap are all reported, by partition name."""
+    sysfs = tmp_path / "sys"
+    for name, dev in (("loop9", "7:9"), ("loop9p1", "259:1"), ("loop9p2", "259:2")):
+        d = sysfs / "class/block" / (name if name == "loop9" else "loop9/" + name)
+        d.mkdir(parents=True)
+        (d / "dev").write_text(dev + "\n")
+        (d / "holders").mkdir()
+        if name != "loop9":
+            (d / "partition").write_text("1\n")
+            link = sysfs / "class/block" / name
+            link.symlink_to(d)
+    (sysfs / "class/block/loop9/loop9p2/holders/dm-0").write_text("")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text("30 1 259:1 / /mnt/x rw - ext4 /dev/loop9p1 rw\n")
+    swaps = tmp_path / "swaps"
+    swaps.write_text("Filename Type Size Used Priority\n/dev/loop9p2 partition 100 0 -2\n")
+    monkeypatch.setattr(blockdev, "_sys_name", lambda path: ("loop9", (7, 9)))
+    reasons = blockdev.users("/dev/loop9", mountinfo=str(mountinfo), swaps=str(swaps), sysfs=str(sysfs))
+    assert "/dev/loop9p1 is mounted on /mnt/x" in reasons
+    assert any("held by dm-0" in r for r in reasons)
+    assert any("used as swap" in r for r in reasons)
+
+
+# ------------------------------------------------------------------------------ generalization
+def test_guest_script_is_valid_shell_and_complete():
+    script = generalize.guest_script(["megaraid_sas"], serial_console=False,
+                                     grow=dict(number=1, entry_offset=458, sectors=0x01020304))
+    subprocess.run(["sh", "-n"], input=script.encode(), check=True)
+    assert "MODULES=most" in script and "update-initramfs -u -k all" in script
+    assert "ahci" in script and "ata_piix" in script and "megaraid_sas" in script
+    assert "console=ttyS" in script and "update-grub" in script
+    assert "70-persistent-net.rules" in script
+    # the partition size in little-endian octal escapes at the entry's size field
+    assert "printf '\\004\\003\\002\\001' | dd of=/dev/sda bs=1 seek=458 count=4" in script
+    assert "resize2fs /dev/sda1" in script
+    assert script.rstrip().endswith("echo VF-DONE")
+    kept = generalize.guest_script(serial_console=True)
+    assert "sed -i -E 's/ ?console=ttyS" not in kept and "seek=" not in kept
+
+
+def test_grow_only_script():
+    script = generalize.grow_only_script(dict(number=2, entry_offset=474, sectors=100))
+    subprocess.run(["sh", "-n"], input=script.encode(), check=True)
+    assert "update-initramfs" not in script and "resize2fs /dev/sda2" in script
+
+
+def test_parse_output():
+    changes, warnings, done = generalize.parse_output("noise\nVF-CHANGE: a\nVF-WARN: b\nVF-DONE\n")
+    assert (changes, warnings, done) == (["a"], ["b"], True)
+    assert generalize.parse_output("VF-CHANGE: a\n")[2] is False
+
+
+def test_v2p_options_digest():
+    base = dict(generalize=True, serial_console=True, extra_modules=[], grow_last_partition=False,
+                firmware="bios")
+    assert v2p.options_digest(base) == v2p.options_digest(dict(base))
+    assert v2p.options_digest(base) != v2p.options_digest(dict(base, serial_console=False))
+
+
+# --------------------------------------------------------------------------------------- v2v
+def _params(**kw):
+    p = {k: None for k in v2v.ARGUMENT_SPEC}
+    p.update({k: v.get("default") for k, v in v2v.ARGUMENT_SPEC.items() if "default" in v})
+    p.update(kw)
+    return p
+
+
+@pytest.mark.parametrize("src,expected", [
+    ("/x/a.ova", "ova"), ("/x/a.vmx", "vmx"), ("/x/a.vmdk", "disk"), ("/x/a.vhdx", "disk"), ("/x/a.img", "disk")])
+def test_detect_input(src, expected):
+    assert v2v.detect_input(_params(src=src)) == expected
+
+
+def test_detect_input_errors():
+    assert v2v.detect_input(_params(src_uri="xen+ssh://root@h/", src_name="g")) == "libvirt"
+    with pytest.raises(VirtforgeError, match="src_name"):
+        v2v.detect_input(_params(src_uri="xen+ssh://root@h/"))
+    with pytest.raises(VirtforgeError, match="either src"):
+        v2v.detect_input(_params(src="/a.vmdk", src_uri="x", src_name="g"))
+    with pytest.raises(VirtforgeError, match="src is required"):
+        v2v.detect_input(_params())
+    with pytest.raises(VirtforgeError, match="needs src_uri"):
+        v2v.detect_input(_params(input="libvirt", src="/a"))
+
+
+def _converter(**kw):
+    module = types.SimpleNamespace(params=_params(**kw), check_mode=False, warn=lambda m: None)
+    conv = v2v.Converter(module, runner=None, connect=None)
+    conv.networks = {"vflab-net", "default"}
+    return conv
+
+
+def test_v2v_argv():
+    conv = _converter(name="g", src="/e/g.ova", pool="p")
+    assert conv.v2v_argv(dict(input="ova"), "/out") == [
+        "virt-v2v", "-i", "ova", "/e/g.ova", "-o", "local", "-os", "/out", "-of", "qcow2", "-on", "g"]
+    conv = _converter(name="g", src="/e/g.vhd", src_format="vpc", format="raw")
+    assert conv.v2v_argv(dict(input="disk"), "/o")[:5] == ["virt-v2v", "-i", "disk", "-if", "vpc"]
+    conv = _converter(name="g", src_uri="xen+ssh://root@x/", src_name="old", src_password="s")
+    argv = conv.v2v_argv(dict(input="libvirt"), "/o", password_file="/w/password")
+    assert argv[:8] == ["virt-v2v", "-i", "libvirt", "-ic", "xen+ssh://root@x/", "-ip", "/w/password", "old"]
+    assert "s" not in argv
+
+
+def test_parse_v2v_phases():
+    text = "[   0.0] Setting up the source\n[  60.5] Inspecting the source\nnoise\n[ 100.0] Converting\n"
+    phases = v2v.parse_v2v_phases(text)
+    assert [p["phase"] for p in phases] == ["Setting up the source", "Inspecting the source", "Converting"]
+    assert phases[0]["seconds"] == 60.5 and phases[-1]["seconds"] is None
+
+
+V2V_XML = """<domain type='kvm'><name>g</name><memory unit='KiB'>524288</memory>
+<devices>
+ <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/o/g-sda'/>
+   <target dev='vda' bus='virtio'/></disk>
+ <disk type='file' device='cdrom'><target dev='sdb' bus='sata'/></disk>
+ <interface type='network'><mac address='00:50:56:AA:BB:CC'/><source network='VM Network'/>
+   <model type='virtio'/></interface>
+ <vsock model='virtio'><cid auto='yes'/></vsock>
+ <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+</devices></domain>"""
+
+
+def test_fit_xml(tmp_path):
+    xml, removed, nics, disks = fit_xml(V2V_XML, vsock_device=str(tmp_path / "no-vsock"))
+    assert "type=" not in xml.split(">", 1)[0]
+    assert "<vsock" not in xml and "<interface" not in xml and "dev='vda'" not in xml
+    assert "guest_agent" in xml and "cdrom" in xml
+    assert nics == [dict(type="network", source="VM Network", mac="00:50:56:aa:bb:cc", model="virtio")]
+    assert disks == [dict(dev="vda", bus="virtio")]
+    assert any("vsock" in r for r in removed) and any("domain type" in r for r in removed)
+    present = tmp_path / "vsock"
+    present.write_text("")
+    assert "<vsock" in fit_xml(V2V_XML, vsock_device=str(present))[0]
+
+
+def test_domain_params_mapping(tmp_path):
+    conv = _converter(name="g", src="/e/g.ova", pool="p", network_map=[dict(source="VM Network", network="vflab-net")])
+    plan = dict(v2v_xml=V2V_XML)
+    params = conv.domain_params(plan, [("sda", "/pool/g-sda.qcow2")])
+    assert params["disks"] == [dict(path="/pool/g-sda.qcow2", format="qcow2", bus="virtio")]
+    assert params["interfaces"] == [dict(model="virtio", network="vflab-net", mac="00:50:56:aa:bb:cc")]
+    assert params["name"] == "g" and params["state"] == "present" and "xml" in params
+    assert set(base_params(None)) >= {"name", "disks", "interfaces", "xml", "state", "wait_timeout"}
+    conv = _converter(name="g", src="/e/g.ova", pool="p", keep_macs=False, default_network="default",
+                      nic_model="e1000")
+    params = conv.domain_params(plan, [("sda", "/pool/g-sda.qcow2")])
+    assert params["interfaces"] == [dict(model="e1000", network="default")]
+
+
+def test_domain_params_unmapped_network():
+    conv = _converter(name="g", src="/e/g.ova", pool="p")
+    with pytest.raises(VirtforgeError, match="network_map does not map"):
+        conv.domain_params(dict(v2v_xml=V2V_XML), [("sda", "/p/g-sda.qcow2")])
+
+
+def test_domain_params_disk_only_with_macs():
+    conv = _converter(name="g", src="/e/g.img", pool="p", inspect=False, default_network="vflab-net",
+                      macs=["52:54:00:00:00:01", "52:54:00:00:00:02"], vcpus=2, memory=768)
+    params = conv.domain_params(dict(), [("sda", "/p/g-sda.qcow2")])
+    assert [i["mac"] for i in params["interfaces"]] == ["52:54:00:00:00:01", "52:54:00:00:00:02"]
+    assert params["vcpus"] == 2 and params["memory"] == 768 and params["guest_agent"] is True
+    assert params["disks"][0]["bus"] == "virtio"
