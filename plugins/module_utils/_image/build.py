@@ -192,9 +192,14 @@ def guestfish_argv(tool, recipe, image):
 
 
 def guestfish_bootloader_script(fs_uuid, device="/dev/sda", partition="/dev/sda1"):
-    """guestfish commands: give the filesystem the UUID fstab names, install grub, write grub.cfg."""
+    """guestfish commands: give the filesystem the UUID fstab names, install grub, write grub.cfg.
+
+    tune2fs refuses to change the UUID of a metadata_csum filesystem mounted since its last check
+    (virt-make-fs mounted it), so the filesystem is checked first.
+    """
     return "\n".join([
         "run",
+        "e2fsck %s correct:true" % partition,
         "set-uuid %s %s" % (partition, fs_uuid),
         "mount %s /" % partition,
         "command \"grub-install --target=i386-pc %s\"" % device,

@@ -147,6 +147,7 @@ class TestBuildArgv:
         assert lines[0] == "run"
         assert "set-uuid /dev/sda1 0f0e-uuid" in lines
         assert lines.index("set-uuid /dev/sda1 0f0e-uuid") < lines.index("mount /dev/sda1 /")
+        assert lines.index("e2fsck /dev/sda1 correct:true") < lines.index("set-uuid /dev/sda1 0f0e-uuid")
         assert 'command "grub-install --target=i386-pc /dev/sda"' in lines
         assert 'command "update-grub"' in lines
 
