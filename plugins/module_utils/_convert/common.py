@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 
 from .._errors import VirtforgeError
 from .._image.common import atomic_write_text, local_hardware_virtualization
@@ -54,3 +56,27 @@ def image_opts(driver, path, size=None, host_device=False):
         parts.append("file.driver=host_device")
     parts.append("file.filename=%s" % path.replace(",", ",,"))
     return ",".join(parts)
+
+
+class Interrupted(BaseException):
+    """A signal (SIGTERM from an async timeout, SIGHUP, Ctrl-C) arrived during a conversion."""
+
+
+def _interrupted(signum, _frame):
+    raise Interrupted("interrupted by signal %d" % signum)
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Turn SIGTERM/SIGHUP/SIGINT into an exception, so ``finally`` blocks remove temporary files."""
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        try:
+            old[sig] = signal.signal(sig, _interrupted)
+        except (ValueError, OSError):  # pragma: no cover - not the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)

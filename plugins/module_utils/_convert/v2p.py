@@ -20,7 +20,9 @@ import tempfile
 from .._errors import VirtforgeError
 from . import blockdev, generalize
 from .._image.common import PhaseLog
-from .common import conversion_environment, image_opts, read_record, source_image, write_record
+from .common import (
+    Interrupted, conversion_environment, image_opts, interruptible, read_record, source_image, write_record,
+)
 
 ARGUMENT_SPEC = dict(
     src=dict(type="path", required=True),
@@ -187,7 +189,12 @@ class V2P(object):
             result.update(sha256=record.get("sha256"), verified=True, guest_changes=record.get("changes", []))
         elif not check_mode:
             self.log.line("v2p %s -> %s" % (self.params["src"], plan["device"]))
-            result.update(self.apply(plan))
+            try:
+                with interruptible():
+                    result.update(self.apply(plan))
+            except Interrupted as exc:
+                raise VirtforgeError("%s; the temporary overlay was removed (the device holds a partial copy)"
+                                     % exc) from None
             result.update(bytes_written=plan["length"], verified=True)
         result["timing"] = dict(self.log.timings, total=self.log.total())
         return result

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -26,7 +25,7 @@ from .._validate import check_name
 from .._volume import dir_location, pool_location
 from . import ova
 from .._image.common import PhaseLog
-from .common import conversion_environment
+from .common import Interrupted, conversion_environment, interruptible
 from .domain import base_params, define, fit_xml
 
 INPUT_MODES = ["auto", "disk", "ova", "vmx", "libvirt"]
@@ -103,14 +102,6 @@ def parse_v2v_phases(text):
         end = marks[i + 1][0] if i + 1 < len(marks) else None
         out.append(dict(phase=what, start=start, seconds=round(end - start, 1) if end is not None else None))
     return out
-
-
-class _Interrupted(BaseException):
-    pass
-
-
-def _interrupted(signum, _frame):
-    raise _Interrupted("interrupted by signal %d" % signum)
 
 
 class Converter(object):
@@ -400,12 +391,6 @@ class Converter(object):
     def apply(self, plan):
         location = plan["location"]
         work = tempfile.mkdtemp(prefix=".vf-%s-%s-" % (self.kind, self.params["name"]), dir=location.directory)
-        old = {}
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            try:
-                old[sig] = signal.signal(sig, _interrupted)
-            except (ValueError, OSError):  # pragma: no cover - not the main thread
-                pass
         placed = []
         try:
             disks = self.convert(plan, work)
@@ -419,7 +404,7 @@ class Converter(object):
             with self.log.phase("define", "domain %s through the domain engine" % self.params["name"]):
                 result = define(self.module, params)
             return result, placed
-        except _Interrupted as exc:
+        except Interrupted as exc:
             for _dev, path in placed:
                 _remove(path)
             raise VirtforgeError("%s; temporary files and converted disks removed" % exc) from None
@@ -429,8 +414,6 @@ class Converter(object):
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
             location.refresh()
 
     def _undefine_old(self):
@@ -455,7 +438,8 @@ class Converter(object):
                                                self.params["src"], "<temporary file>"])
             result["disks"] = plan["disk_paths"]
         else:
-            domain_result, placed = self.apply(plan)
+            with interruptible():
+                domain_result, placed = self.apply(plan)
             result["domain"] = domain_result.get("domain")
             result["disks"] = [path for _dev, path in placed]
             result["removed_devices"] = plan.get("removed_devices", [])
