@@ -11,6 +11,8 @@ error messages, running or not, being created or not).
 
 from __future__ import annotations
 
+import os
+
 from .._errors import VirtforgeError
 from .._libvirt import choose_domain_type, is_local_uri, libvirt
 
@@ -23,10 +25,13 @@ except ImportError:  # pragma: no cover - reported by _libvirt.check_libraries
 class HostCache(object):
     """Facts about the libvirt host, each fetched at most once per task."""
 
-    def __init__(self, conn, uri=None, warn=None):
+    def __init__(self, conn, uri=None, warn=None, check_mode=False):
         self.conn = conn
         self.uri = uri
         self.warn = warn or (lambda msg: None)
+        #: in check mode a missing pool volume is assumed to be made by an earlier task (a clone)
+        self.check_mode = check_mode
+        self._assumed = {}
         self._caps = None
         self._networks = None
         self._pools = {}
@@ -80,6 +85,8 @@ class HostCache(object):
 
     def volume_path(self, pool_name, vol_name, option):
         key = (pool_name, vol_name)
+        if key in self._assumed:
+            return self._assumed[key]
         if key not in self._volumes:
             pool = self.pool(pool_name, option + ".pool")
             try:
@@ -92,11 +99,27 @@ class HostCache(object):
                     pool.refresh(0)
                     vol = pool.storageVolLookupByName(vol_name)
                 except libvirt.libvirtError:
+                    assumed = self._assume_volume(pool, pool_name, vol_name) if self.check_mode else None
+                    if assumed:
+                        self._assumed[key] = assumed
+                        return assumed
                     raise VirtforgeError("volume %r does not exist in pool %r" % (vol_name, pool_name),
                                          option=option + ".volume",
                                          fix="Create it first (virtforge.libvirt.volume) or fix the name") from None
             self._volumes[key] = vol
         return self._volumes[key].path()
+
+    def _assume_volume(self, pool, pool_name, vol_name):
+        """Check mode: the path a not-yet-made volume will have in a directory pool, with a warning."""
+        try:
+            target = etree.fromstring(pool.XMLDesc(0).encode()).findtext("./target/path")
+        except libvirt.libvirtError:  # pragma: no cover - raced with a delete
+            return None
+        if not target:
+            return None
+        self.warn("volume %r does not exist in pool %r yet; check mode assumes an earlier task creates it"
+                  % (vol_name, pool_name))
+        return os.path.join(target, vol_name)
 
     def volume_format(self, pool_name, vol_name):
         vol = self._volumes.get((pool_name, vol_name))

@@ -124,7 +124,8 @@ class DomainManager(object):
                                      option=entry.prefix + "name")
             names[entry.name] = entry.prefix
         self.conn = module_connection(self.module)
-        self.host = HostCache(self.conn, self.module.params.get("uri"), warn=self.module.warn)
+        self.host = HostCache(self.conn, self.module.params.get("uri"), warn=self.module.warn,
+                              check_mode=self.module.check_mode)
         existing = {d.name(): d for d in self.conn.listAllDomains(0)}
         self._timed("connect", started)
         started = self.clock()
