@@ -147,6 +147,9 @@ def vm_deploy_plan(vms, defaults=None, profiles=None, pool="default", golden_ima
             disks.append(disk)
         customize = dict(vm.get("customize") or {})
         customize.setdefault("hostname", name)
+        # every clone is a new machine: its own machine-id and SSH host keys, made at first boot
+        customize.setdefault("machine_id_reset", True)
+        customize.setdefault("ssh_host_keys_regenerate", True)
         plan["customizations"].append(dict(customize, pool=vm_pool, volume=root))
         domain = {k: copy.deepcopy(v) for k, v in vm.items() if k in DOMAIN_KEYS}
         domain["disks"] = disks
@@ -165,7 +168,9 @@ def vm_deploy_report(domains, volumes=None):
             backing[vol["name"]] = vol.get("backing") or ("full copy" if vol.get("exists") else "")
     rows = [("NAME", "STATE", "IP", "DISK BACKING")]
     for dom in domains or []:
-        addresses = [a.get("address") for a in dom.get("ip_addresses") or [] if a.get("address")]
+        # the domain module returns addresses as strings, domain_info as dicts with "address"
+        addresses = [a.get("address") if isinstance(a, dict) else a for a in dom.get("ip_addresses") or []]
+        addresses = [a for a in addresses if a]
         rows.append((dom.get("name", ""), dom.get("state", ""), ", ".join(addresses) or "-",
                      backing.get("%s.qcow2" % dom.get("name"), "-") or "-"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(4)]

@@ -22,7 +22,8 @@ def test_one_batch_per_step():
     assert out["disks"] == [dict(name="db1-disk1.qcow2", pool="default", capacity="20GiB", format="qcow2")]
     custom = {c["volume"]: c for c in out["customizations"]}
     assert custom["web1.qcow2"]["hostname"] == "web1"
-    assert custom["db1.qcow2"] == dict(hostname="db", timezone="UTC", pool="default", volume="db1.qcow2")
+    assert custom["db1.qcow2"] == dict(hostname="db", timezone="UTC", pool="default", volume="db1.qcow2",
+                                       machine_id_reset=True, ssh_host_keys_regenerate=True)
     doms = {d["name"]: d for d in out["domains"]}
     assert doms["db1"]["vcpus"] == 4 and doms["db1"]["memory"] == "8GiB"
     assert [d["volume"] for d in doms["db1"]["disks"]] == ["db1.qcow2", "db1-disk1.qcow2"]
@@ -63,8 +64,9 @@ def test_missing_golden_image():
 def test_report_table():
     lines = vm_deploy_report(
         [dict(name="web1", state="running", ip_addresses=[dict(address="10.0.0.5", source="lease")]),
-         dict(name="web2", state="stopped")],
+         dict(name="web2", state="stopped"), dict(name="web3", state="running", ip_addresses=["10.0.0.7"])],
         [dict(name="web1.qcow2", backing="/img/golden.qcow2", exists=True)])
     assert lines[0].split() == ["NAME", "STATE", "IP", "DISK", "BACKING"]
     assert lines[1].split() == ["web1", "running", "10.0.0.5", "/img/golden.qcow2"]
     assert lines[2].split() == ["web2", "stopped", "-", "-"]
+    assert lines[3].split() == ["web3", "running", "10.0.0.7", "-"]
