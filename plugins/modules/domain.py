@@ -120,7 +120,7 @@ options:
       - Disks and CD-ROMs, identified by their target device (O(disks[].dev)).
       - Disks already defined but not listed are kept unless O(purge_disks=true).
       - Disks on the V(virtio), V(scsi) and V(usb) buses are hot-plugged into a running domain;
-        others, and changes to an existing disk, need a restart.
+        others, and changes to an existing disk (except O(disks[].iotune)), need a restart.
     type: list
     elements: dict
     suboptions:
@@ -167,6 +167,50 @@ options:
         description: Pass discard (TRIM) requests to the image (V(unmap)) or not (V(ignore)).
         type: str
         choices: [unmap, ignore]
+      iotune:
+        description:
+          - I/O limits of the disk (QEMU throttling). Values must be greater than 0; leave a key out for no limit.
+            The limits given replace all earlier ones (V({}) removes every limit).
+          - A C(total_*) limit and the C(read_*)/C(write_*) limits of the same unit exclude each other.
+          - Changed on a running domain without a restart (C(virDomainSetBlockIoTune)) and kept in the definition.
+        type: dict
+        suboptions:
+          total_bytes_sec:
+            description: Sustained limit in bytes per second.
+            type: int
+          read_bytes_sec:
+            description: Sustained limit in bytes per second.
+            type: int
+          write_bytes_sec:
+            description: Sustained limit in bytes per second.
+            type: int
+          total_iops_sec:
+            description: Sustained limit in I/O operations per second.
+            type: int
+          read_iops_sec:
+            description: Sustained limit in I/O operations per second.
+            type: int
+          write_iops_sec:
+            description: Sustained limit in I/O operations per second.
+            type: int
+          total_bytes_sec_max:
+            description: Burst limit (at least the sustained one, which it needs).
+            type: int
+          read_bytes_sec_max:
+            description: Burst limit (at least the sustained one, which it needs).
+            type: int
+          write_bytes_sec_max:
+            description: Burst limit (at least the sustained one, which it needs).
+            type: int
+          total_iops_sec_max:
+            description: Burst limit (at least the sustained one, which it needs).
+            type: int
+          read_iops_sec_max:
+            description: Burst limit (at least the sustained one, which it needs).
+            type: int
+          write_iops_sec_max:
+            description: Burst limit (at least the sustained one, which it needs).
+            type: int
   purge_disks:
     description: Remove disks that are defined but not listed in O(disks). The image files are kept.
     type: bool
@@ -176,7 +220,8 @@ options:
       - Without O(interfaces[].mac), a stable MAC is derived from the domain name and the NIC's position
         in the list (prefix V(52:54:00)), the same on every run.
       - Interfaces already defined but not listed are kept unless O(purge_interfaces=true).
-      - New interfaces are hot-plugged into a running domain; changes to an existing one need a restart.
+      - New interfaces are hot-plugged into a running domain; changes to an existing one need a restart,
+        except O(interfaces[].bandwidth).
     type: list
     elements: dict
     suboptions:
@@ -202,6 +247,44 @@ options:
         description: NIC model. Default V(virtio).
         type: str
         choices: [virtio, e1000e, e1000, rtl8139]
+      bandwidth:
+        description:
+          - Rate limits of the NIC (libvirt C(<bandwidth>), shaped on the host side). Values must be greater
+            than 0; C(peak) and C(burst) need C(average). The limits given replace all earlier ones
+            (V({}) removes every limit).
+          - Changed on a running domain without a restart (C(virDomainSetInterfaceParameters)) and kept in
+            the definition.
+        type: dict
+        suboptions:
+          inbound:
+            description: Traffic to the guest.
+            type: dict
+            suboptions:
+              average:
+                description: Average rate in KiB/s.
+                type: int
+              peak:
+                description: Peak rate in KiB/s (at least O(interfaces[].bandwidth.inbound.average)).
+                type: int
+              burst:
+                description: KiB that may be sent at peak rate.
+                type: int
+              floor:
+                description: Guaranteed rate in KiB/s; only on a libvirt network with QoS (C(bandwidth) of the network).
+                type: int
+          outbound:
+            description: Traffic from the guest.
+            type: dict
+            suboptions:
+              average:
+                description: Average rate in KiB/s.
+                type: int
+              peak:
+                description: Peak rate in KiB/s (at least O(interfaces[].bandwidth.outbound.average)).
+                type: int
+              burst:
+                description: KiB that may be sent at peak rate.
+                type: int
   purge_interfaces:
     description: Remove interfaces that are defined but not listed in O(interfaces).
     type: bool

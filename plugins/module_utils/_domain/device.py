@@ -221,7 +221,8 @@ class DeviceManager(object):
             restart_required = False
         self._timed("plan", started)
         if not self.module.check_mode:
-            for plan, ctx in plans:
+            # live first: a change the running guest refuses then leaves the definition untouched
+            for plan, ctx in sorted(plans, key=lambda p: p[0].scope != "live"):
                 if plan.changes:
                     started = self.clock()
                     self.apply(dom, conn, plan, ctx)

@@ -18,6 +18,8 @@ import os
 import re
 
 from .._engine import ListGroup, path_element, remove
+from .._errors import VirtforgeError
+from .._libvirt import libvirt
 
 try:
     from lxml import etree
@@ -125,6 +127,43 @@ class DeviceGroup(ListGroup):
                 target.updateDeviceFlags(etree.tostring(element, encoding="unicode"), AFFECT_LIVE)
 
 
+IOTUNE_BASE = ("total_bytes_sec", "read_bytes_sec", "write_bytes_sec",
+               "total_iops_sec", "read_iops_sec", "write_iops_sec")
+IOTUNE_KEYS = IOTUNE_BASE + tuple(k + "_max" for k in IOTUNE_BASE)
+
+
+def canonical_iotune(raw, where, ctx):
+    """{key: int > 0}; total and read/write of the same unit exclude each other; a _max needs its base."""
+    if raw is None:
+        return None
+    out = {}
+    for key in IOTUNE_KEYS:
+        value = raw.get(key)
+        if value is None:
+            continue
+        if value <= 0:
+            raise ctx.error("must be greater than 0 (%d given); leave it out for no limit" % value,
+                            "%s.iotune.%s" % (where, key))
+        out[key] = value
+    for unit in ("bytes_sec", "iops_sec"):
+        if "total_" + unit in out:
+            for side in ("read_", "write_"):
+                if side + unit in out:
+                    raise ctx.error("total_%s and %s%s cannot both be set" % (unit, side, unit),
+                                    "%s.iotune.%s%s" % (where, side, unit),
+                                    fix="Limit the total, or reads and writes separately")
+    for key in IOTUNE_BASE:
+        top = out.get(key + "_max")
+        if top is None:
+            continue
+        if key not in out:
+            raise ctx.error("%s_max (a burst) needs %s" % (key, key), "%s.iotune.%s_max" % (where, key))
+        if top < out[key]:
+            raise ctx.error("the burst %d is below the sustained %s %d" % (top, key, out[key]),
+                            "%s.iotune.%s_max" % (where, key))
+    return out
+
+
 _DEV_PREFIX = dict(virtio="vd", sata="sd", scsi="sd", usb="sd", ide="hd")
 _HOTPLUG_BUSES = ("virtio", "scsi", "usb")
 
@@ -166,10 +205,24 @@ class DiskGroup(DeviceGroup):
         cache=dict(type="str", choices=["default", "none", "writethrough", "writeback", "directsync", "unsafe"]),
         io=dict(type="str", choices=["native", "threads", "io_uring"]),
         discard=dict(type="str", choices=["unmap", "ignore"]),
+        iotune=dict(type="dict", options={k: dict(type="int") for k in IOTUNE_KEYS}),
     )
+    live_fields = frozenset(["iotune"])
 
     def item_key(self, item):
         return item["dev"]
+
+    def apply_live(self, target, changes, desired, ctx):
+        """iotune changes with virDomainSetBlockIoTune; the rest as any device (attach/detach)."""
+        rest = []
+        for change in changes:
+            if change.action == "update" and set(change.after) <= {"iotune"}:
+                want = change.after["iotune"]
+                target.setBlockIoTune(change.key, {k: int(want.get(k, 0)) for k in IOTUNE_KEYS}, AFFECT_LIVE)
+            else:
+                rest.append(change)
+        if rest:
+            super().apply_live(target, rest, desired, ctx)
 
     def hotpluggable(self, item):
         return (item or {}).get("bus") in _HOTPLUG_BUSES
@@ -180,7 +233,8 @@ class DiskGroup(DeviceGroup):
         bus = item.get("bus") or ("sata" if device == "cdrom" else "virtio")
         out = dict(dev=item.get("dev"), device=device, bus=bus, path=None, format=item.get("format"),
                    readonly=item.get("readonly"), cache=item.get("cache"),
-                   io=item.get("io"), discard=item.get("discard"))
+                   io=item.get("io"), discard=item.get("discard"),
+                   iotune=canonical_iotune(item.get("iotune"), where, ctx))
         if out["dev"] is not None and not re.match(r"^[a-z]{2,3}[a-z]+$", out["dev"]):
             raise ctx.error("%r is not a disk target name" % out["dev"], where + ".dev", fix="Use e.g. vda, sdb, hdc")
         if item.get("path") and (item.get("pool") or item.get("volume")):
@@ -240,6 +294,7 @@ class DiskGroup(DeviceGroup):
             cache=driver.get("cache") if driver is not None else None,
             io=driver.get("io") if driver is not None else None,
             discard=driver.get("discard") if driver is not None else None,
+            iotune=_read_numbers(element.find("iotune"), IOTUNE_KEYS, child_text=True),
         )
 
     def write_item(self, root, element, item, ctx):
@@ -272,6 +327,14 @@ class DiskGroup(DeviceGroup):
         target.set("bus", item["bus"])
         if old_bus and old_bus != item["bus"]:
             remove(element.find("address"))  # the old bus's address would not fit the new one
+        if item.get("iotune") is not None:
+            remove(element.find("iotune"))
+            if item["iotune"]:
+                node = etree.Element("iotune")
+                for key in IOTUNE_KEYS:
+                    if key in item["iotune"]:
+                        etree.SubElement(node, key).text = str(item["iotune"][key])
+                target.addnext(node)
         readonly = item.get("readonly")
         if readonly is None and element.get("device") == "cdrom" and element.find("readonly") is None:
             readonly = True
@@ -280,6 +343,48 @@ class DiskGroup(DeviceGroup):
         elif readonly is False:
             remove(element.find("readonly"))
         return element
+
+
+def _read_numbers(node, keys, child_text=False):
+    """{key: int} of the non-zero attributes (or child elements) of ``node``; {} when it is missing."""
+    if node is None:
+        return {}
+    out = {}
+    for key in keys:
+        text = node.findtext(key) if child_text else node.get(key)
+        if text not in (None, "") and int(text) != 0:
+            out[key] = int(text)
+    return out
+
+
+BANDWIDTH_KEYS = dict(inbound=("average", "peak", "burst", "floor"), outbound=("average", "peak", "burst"))
+
+
+def canonical_bandwidth(raw, where, kind, ctx):
+    """{direction: {key: int > 0}}; peak/burst need average; floor only for NICs on a libvirt network."""
+    if raw is None:
+        return None
+    out = {}
+    for direction, keys in BANDWIDTH_KEYS.items():
+        values = raw.get(direction)
+        if values is None:
+            continue
+        values = {k: values[k] for k in keys if values.get(k) is not None}
+        for key, value in values.items():
+            if value <= 0:
+                raise ctx.error("must be greater than 0 (%d given); leave it out for no limit" % value,
+                                "%s.bandwidth.%s.%s" % (where, direction, key))
+        if "floor" in values and kind != "network":
+            raise ctx.error("a floor (guaranteed rate) needs an interface on a libvirt network",
+                            "%s.bandwidth.inbound.floor" % where)
+        if ("peak" in values or "burst" in values) and "average" not in values:
+            raise ctx.error("peak and burst need average", "%s.bandwidth.%s.average" % (where, direction))
+        if "peak" in values and values["peak"] < values["average"]:
+            raise ctx.error("peak %d is below average %d" % (values["peak"], values["average"]),
+                            "%s.bandwidth.%s.peak" % (where, direction))
+        if values:
+            out[direction] = values
+    return out
 
 
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -305,7 +410,12 @@ class InterfaceGroup(DeviceGroup):
         bridge=dict(type="str"),
         direct=dict(type="str"),
         model=dict(type="str", choices=["virtio", "e1000e", "e1000", "rtl8139"]),
+        bandwidth=dict(type="dict", options=dict(
+            inbound=dict(type="dict", options={k: dict(type="int") for k in BANDWIDTH_KEYS["inbound"]}),
+            outbound=dict(type="dict", options={k: dict(type="int") for k in BANDWIDTH_KEYS["outbound"]}),
+        )),
     )
+    live_fields = frozenset(["bandwidth"])
     _SOURCE_ATTR = dict(network="network", bridge="bridge", direct="dev")
 
     def item_key(self, item):
@@ -337,7 +447,34 @@ class InterfaceGroup(DeviceGroup):
                                 fix="Use six hex octets, e.g. 52:54:00:12:34:56")
         else:
             mac = stable_mac(ctx["name"], index)
-        return dict(mac=mac, type=kind, source=source, model=item.get("model") or "virtio")
+        return dict(mac=mac, type=kind, source=source, model=item.get("model") or "virtio",
+                    bandwidth=canonical_bandwidth(item.get("bandwidth"), where, kind, ctx))
+
+    def apply_live(self, target, changes, desired, ctx):
+        """Bandwidth changes with virDomainSetInterfaceParameters; the rest as any device."""
+        rest = []
+        for change in changes:
+            if change.action == "update" and set(change.after) <= {"bandwidth"}:
+                want, old = change.after["bandwidth"], (change.before or {}).get("bandwidth") or {}
+                params = {}
+                for direction, keys in BANDWIDTH_KEYS.items():
+                    for key in keys:
+                        value = want.get(direction, {}).get(key, 0)
+                        if key == "floor" and not value and not old.get(direction, {}).get(key):
+                            continue  # a floor needs QoS on the network: never mention it needlessly
+                        params["%s.%s" % (direction, key)] = int(value)
+                try:
+                    target.setInterfaceParameters(change.key, params, AFFECT_LIVE)
+                except libvirt.libvirtError as exc:
+                    raise VirtforgeError(
+                        "libvirt could not shape the running NIC: %s" % exc.get_error_message().strip(),
+                        option="interfaces[%s].bandwidth" % change.key,
+                        fix="libvirt shapes with tc (htb and sfq qdiscs, ingress police); the host kernel must "
+                            "provide sch_htb, sch_sfq, sch_ingress, cls_u32 and act_police") from None
+            else:
+                rest.append(change)
+        if rest:
+            super().apply_live(target, rest, desired, ctx)
 
     def read_element(self, element, ctx):
         mac = element.find("mac")
@@ -350,6 +487,8 @@ class InterfaceGroup(DeviceGroup):
             type=kind,
             source=source.get(attr) if source is not None and attr else None,
             model=model.get("type") if model is not None else None,
+            bandwidth={d: v for d, v in ((d, _read_numbers(element.find("bandwidth/" + d), keys))
+                                         for d, keys in BANDWIDTH_KEYS.items()) if v},
         )
 
     def write_item(self, root, element, item, ctx):
@@ -375,4 +514,12 @@ class InterfaceGroup(DeviceGroup):
             if model is None:
                 model = etree.SubElement(element, "model")
             model.set("type", item["model"])
+        if item.get("bandwidth") is not None:
+            remove(element.find("bandwidth"))
+            if item["bandwidth"]:
+                node = etree.SubElement(element, "bandwidth")
+                for direction, keys in BANDWIDTH_KEYS.items():
+                    if direction in item["bandwidth"]:
+                        etree.SubElement(node, direction, {k: str(item["bandwidth"][direction][k])
+                                                           for k in keys if k in item["bandwidth"][direction]})
         return element
