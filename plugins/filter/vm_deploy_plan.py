@@ -145,12 +145,15 @@ def vm_deploy_plan(vms, defaults=None, profiles=None, pool="default", golden_ima
             if extra.get("dev"):
                 disk["dev"] = extra["dev"]
             disks.append(disk)
-        customize = dict(vm.get("customize") or {})
-        customize.setdefault("hostname", name)
+        if vm.get("customize") is False:
+            customize = None  # e.g. images that configure themselves with cloud-init
+        else:
+            customize = dict(vm.get("customize") or {})
+            customize.setdefault("hostname", name)
         # every clone is a new machine: its own machine-id and SSH host keys, made at first boot
-        customize.setdefault("machine_id_reset", True)
-        customize.setdefault("ssh_host_keys_regenerate", True)
-        plan["customizations"].append(dict(customize, pool=vm_pool, volume=root))
+            customize.setdefault("machine_id_reset", True)
+            customize.setdefault("ssh_host_keys_regenerate", True)
+            plan["customizations"].append(dict(customize, pool=vm_pool, volume=root))
         domain = {k: copy.deepcopy(v) for k, v in vm.items() if k in DOMAIN_KEYS}
         domain["disks"] = disks
         if "interfaces" not in domain and vm.get("network"):

@@ -70,3 +70,8 @@ def test_report_table():
     assert lines[1].split() == ["web1", "running", "10.0.0.5", "/img/golden.qcow2"]
     assert lines[2].split() == ["web2", "stopped", "-", "-"]
     assert lines[3].split() == ["web3", "running", "10.0.0.7", "-"]
+
+
+def test_customize_false_skips_customization():
+    out = plan([dict(name="a", customize=False), dict(name="b")])
+    assert [c["volume"] for c in out["customizations"]] == ["b.qcow2"]
