@@ -12,7 +12,9 @@ PKGS=(
   # networking in the lab namespace
   iproute2 iptables dnsmasq-base netcat-openbsd bridge-utils
   # misc tools used by tests
-  xmlstarlet genisoimage rsync git make shellcheck
+  xmlstarlet genisoimage rsync git make shellcheck openssl
+  # virt-xml-validate (libvirt-clients) runs xmllint
+  libxml2-utils
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -386,7 +386,9 @@ class DomainManager(object):
                     try:
                         entry.dom.destroy()
                     except libvirt.libvirtError as exc:
-                        entry.error = _message(exc)
+                        # the guest may have finished shutting down between the check and the destroy
+                        if _still_active(entry.dom):
+                            entry.error = _message(exc)
                 else:
                     entry.error = _message(VirtforgeError(
                         "domain %s did not shut down within %d s (the guest ignored the ACPI shutdown request)"
@@ -588,3 +590,10 @@ def _message(exc):
 def run_module(module):
     """Entry point of the ``domain`` module."""
     return DomainManager(module).run()
+
+
+def _still_active(dom):
+    try:
+        return bool(dom.isActive())
+    except libvirt.libvirtError:
+        return False
