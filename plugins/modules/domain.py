@@ -288,6 +288,72 @@ options:
   purge_interfaces:
     description: Remove interfaces that are defined but not listed in O(interfaces).
     type: bool
+  controllers:
+    description:
+      - Controllers of type V(scsi), V(sata), V(usb) and V(virtio-serial), identified by type and index.
+        Controllers libvirt adds by itself (PCI, the default USB controller) are never compared unless listed.
+      - SCSI and virtio-serial controllers are hot-plugged into a running domain; others need a restart.
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: Controller type.
+        type: str
+        choices: [scsi, sata, usb, virtio-serial]
+      index:
+        description: Controller index (0..255), default 0. Disks on that bus use controller 0 unless addressed.
+        type: int
+      model:
+        description:
+          - V(virtio-scsi) (default) or V(lsilogic) for SCSI; V(qemu-xhci) (default), V(nec-xhci), V(ich9-ehci1),
+            V(piix3-uhci) or V(none) for USB; none for SATA and virtio-serial.
+        type: str
+        choices: [virtio-scsi, lsilogic, qemu-xhci, nec-xhci, ich9-ehci1, piix3-uhci, none]
+  purge_controllers:
+    description: Remove SCSI, SATA, USB and virtio-serial controllers that are defined but not listed.
+    type: bool
+  rngs:
+    description:
+      - Paravirtual random number generators (virtio-rng) fed from a host source, identified by that source.
+        Hot-plugged into a running domain.
+    type: list
+    elements: dict
+    suboptions:
+      model:
+        description: Device model. Default V(virtio).
+        type: str
+        choices: [virtio, virtio-transitional, virtio-non-transitional]
+      backend:
+        description: Host entropy source. Default V(/dev/urandom).
+        type: str
+        choices: [/dev/urandom, /dev/random, /dev/hwrng]
+      rate_bytes:
+        description: At most this many bytes per O(rngs[].rate_period) (greater than 0).
+        type: int
+      rate_period:
+        description: Period of O(rngs[].rate_bytes) in milliseconds (libvirt's default 1000).
+        type: int
+  purge_rngs:
+    description: Remove RNG devices that are defined but not listed.
+    type: bool
+  watchdogs:
+    description:
+      - Emulated watchdogs, identified by model, and what happens when the guest stops feeding one.
+        Need a restart.
+    type: list
+    elements: dict
+    suboptions:
+      model:
+        description: Watchdog model. Default V(i6300esb) (PCI, x86).
+        type: str
+        choices: [i6300esb, ib700, diag288, itco]
+      action:
+        description: Action when the watchdog fires. Default V(reset).
+        type: str
+        choices: [reset, shutdown, poweroff, pause, none, dump, inject-nmi]
+  purge_watchdogs:
+    description: Remove watchdogs that are defined but not listed.
+    type: bool
   serial_console:
     description: A serial port on a pty with the console on it (V(true) for a new domain). Needs a restart.
     type: bool

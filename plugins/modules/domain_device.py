@@ -10,8 +10,8 @@ module: domain_device
 short_description: Attach, update or detach devices of an existing libvirt domain, live or in its definition
 version_added: 0.1.0
 description:
-  - Manages one device (O(device)) or a list (O(devices)) of an existing domain (disks and network
-    interfaces), each item naming its C(kind).
+  - Manages one device (O(device)) or a list (O(devices)) of an existing domain (disks, network
+    interfaces, controllers, RNGs, watchdogs), each item naming its C(kind).
   - Each kind is the same option group the M(virtforge.libvirt.domain) module uses for its lists, so an item
     takes exactly the options of one item of that module's O(virtforge.libvirt.domain#module:disks) or
     O(virtforge.libvirt.domain#module:interfaces), is validated and canonicalised the same way, and is found again
@@ -46,6 +46,10 @@ options:
       - C(kind=interface) takes the options of an item of O(virtforge.libvirt.domain#module:interfaces)
         (C(mac) required, C(network), C(bridge), C(direct) or C(type=user), C(model)). Interfaces can be
         hot-plugged. A MAC address used by another domain on the same host is refused.
+      - C(kind=controller) (identity C(type) and C(index), default 0), C(kind=rng) (identity C(backend)) and
+        C(kind=watchdog) (identity C(model)) take the options of the domain module's
+        O(virtforge.libvirt.domain#module:controllers), O(virtforge.libvirt.domain#module:rngs) and
+        O(virtforge.libvirt.domain#module:watchdogs) items. SCSI controllers and RNGs can be hot-plugged.
       - With O(state=absent) only the identity (C(dev), C(mac)) and C(kind) are needed; the other options must
         still be valid.
     type: list

@@ -31,7 +31,8 @@ XML_INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE
 TARGETS = ["auto", "live", "config", "both"]
 
 #: kind -> (group name in DomainSpec, options that identify one item of it)
-KINDS = dict(disk=("disks", ("dev",)), interface=("interfaces", ("mac",)))
+KINDS = dict(disk=("disks", ("dev",)), interface=("interfaces", ("mac",)), controller=("controllers", ("type",)),
+             rng=("rngs", ()), watchdog=("watchdogs", ()))
 
 
 def argument_spec():
@@ -284,6 +285,8 @@ class DeviceManager(object):
 def _identity(group, item, index, ctx):
     """With state=absent only the identity matters (a disk to detach needs no path)."""
     where = "%s[%d]" % (group.option, index)
+    if group.name not in ("interfaces", "disks"):
+        return group.desired_item(item, index, ctx)
     if group.name == "interfaces":
         mac = item["mac"].strip().lower().replace("-", ":")
         if not _MAC_RE.match(mac):

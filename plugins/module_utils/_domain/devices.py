@@ -523,3 +523,138 @@ class InterfaceGroup(DeviceGroup):
                         etree.SubElement(node, direction, {k: str(item["bandwidth"][direction][k])
                                                            for k in keys if k in item["bandwidth"][direction]})
         return element
+
+
+def _positive(value, option, ctx):
+    if value is not None and value <= 0:
+        raise ctx.error("must be greater than 0 (%d given)" % value, option)
+    return value
+
+
+class ControllerGroup(DeviceGroup):
+    """Controllers keyed by ``type:index`` (``scsi:0``); libvirt's own default controllers are left alone."""
+
+    name = "controllers"
+    option = "controllers"
+    tag = "controller"
+    item_spec = dict(
+        type=dict(type="str", choices=["scsi", "sata", "usb", "virtio-serial"]),
+        index=dict(type="int"),
+        model=dict(type="str", choices=["virtio-scsi", "lsilogic", "qemu-xhci", "nec-xhci", "ich9-ehci1",
+                                        "piix3-uhci", "none"]),
+    )
+    _MODELS = {
+        "scsi": ("virtio-scsi", "lsilogic"),
+        "usb": ("qemu-xhci", "nec-xhci", "ich9-ehci1", "piix3-uhci", "none"),
+    }
+    _DEFAULT_MODEL = dict(scsi="virtio-scsi", usb="qemu-xhci")
+
+    def item_key(self, item):
+        return "%s:%d" % (item["type"], item["index"])
+
+    def hotpluggable(self, item):
+        return (item or {}).get("type") in ("scsi", "virtio-serial")
+
+    def desired_item(self, item, index, ctx):
+        where = "controllers[%d]" % index
+        if not item.get("type"):
+            raise ctx.error("a controller needs a type", where + ".type")
+        number = item.get("index") or 0
+        if number < 0 or number > 255:
+            raise ctx.error("index %d is outside 0..255" % number, where + ".index")
+        model = item.get("model")
+        allowed = self._MODELS.get(item["type"], ())
+        if model and model not in allowed:
+            raise ctx.error("model %s is not a %s controller model" % (model, item["type"]), where + ".model",
+                            fix="Use one of: %s" % (", ".join(allowed) or "none (leave model out)"))
+        return dict(type=item["type"], index=number, model=model or self._DEFAULT_MODEL.get(item["type"]))
+
+    def read_element(self, element, ctx):
+        return dict(type=element.get("type"), index=int(element.get("index") or 0), model=element.get("model"))
+
+    def elements(self, root):
+        return [e for e in super().elements(root) if e.get("type") in self._types()]
+
+    def _types(self):
+        return self.item_spec["type"]["choices"]
+
+    def write_item(self, root, element, item, ctx):
+        if element is None:
+            element = self.new_element(root, dict(type=item["type"], index=str(item["index"])))
+        if item.get("model"):
+            element.set("model", item["model"])
+        return element
+
+
+class RngGroup(DeviceGroup):
+    """Random number generators (virtio-rng) keyed by the host source, with an optional rate limit."""
+
+    name = "rngs"
+    option = "rngs"
+    tag = "rng"
+    hotplug = True
+    item_spec = dict(
+        model=dict(type="str", choices=["virtio", "virtio-transitional", "virtio-non-transitional"]),
+        backend=dict(type="str", choices=["/dev/urandom", "/dev/random", "/dev/hwrng"]),
+        rate_bytes=dict(type="int"),
+        rate_period=dict(type="int"),
+    )
+
+    def item_key(self, item):
+        return item["backend"]
+
+    def desired_item(self, item, index, ctx):
+        where = "rngs[%d]" % index
+        _positive(item.get("rate_bytes"), where + ".rate_bytes", ctx)
+        _positive(item.get("rate_period"), where + ".rate_period", ctx)
+        if item.get("rate_period") and not item.get("rate_bytes"):
+            raise ctx.error("rate_period needs rate_bytes", where + ".rate_period")
+        return dict(model=item.get("model") or "virtio", backend=item.get("backend") or "/dev/urandom",
+                    rate_bytes=item.get("rate_bytes"), rate_period=item.get("rate_period"))
+
+    def read_element(self, element, ctx):
+        rate = element.find("rate")
+        return dict(model=element.get("model"), backend=(element.findtext("backend") or "").strip() or None,
+                    rate_bytes=int(rate.get("bytes")) if rate is not None and rate.get("bytes") else None,
+                    rate_period=int(rate.get("period")) if rate is not None and rate.get("period") else None)
+
+    def write_item(self, root, element, item, ctx):
+        if element is None:
+            element = self.new_element(root, dict(model=item["model"]))
+            backend = etree.SubElement(element, "backend", model="random")
+            backend.text = item["backend"]
+        element.set("model", item["model"])
+        if item.get("rate_bytes"):
+            remove(element.find("rate"))
+            rate = etree.Element("rate", bytes=str(item["rate_bytes"]))
+            if item.get("rate_period"):
+                rate.set("period", str(item["rate_period"]))
+            element.insert(0, rate)
+        return element
+
+
+class WatchdogGroup(DeviceGroup):
+    """Emulated watchdogs keyed by model (one of each); what the host does when the guest stops feeding it."""
+
+    name = "watchdogs"
+    option = "watchdogs"
+    tag = "watchdog"
+    item_spec = dict(
+        model=dict(type="str", choices=["i6300esb", "ib700", "diag288", "itco"]),
+        action=dict(type="str", choices=["reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi"]),
+    )
+
+    def item_key(self, item):
+        return item["model"]
+
+    def desired_item(self, item, index, ctx):
+        return dict(model=item.get("model") or "i6300esb", action=item.get("action") or "reset")
+
+    def read_element(self, element, ctx):
+        return dict(model=element.get("model"), action=element.get("action") or "reset")
+
+    def write_item(self, root, element, item, ctx):
+        if element is None:
+            element = self.new_element(root, dict(model=item["model"]))
+        element.set("action", item["action"])
+        return element

@@ -10,7 +10,7 @@ import copy
 
 from .._engine import DocumentSpec, parse_xml
 from .._libvirt import CONNECTION_ARGSPEC
-from .devices import DiskGroup, InterfaceGroup
+from .devices import ControllerGroup, DiskGroup, InterfaceGroup, RngGroup, WatchdogGroup
 from .groups import (
     AutostartGroup, CpuGroup, DomainTypeGroup, GraphicsGroup, GuestAgentGroup, IdentityGroup, MemoryGroup,
     OsGroup, SerialConsoleGroup, TagsGroup,
@@ -44,7 +44,8 @@ class DomainSpec(DocumentSpec):
     kind = "domain"
     root_tag = "domain"
     groups = (
-        IdentityGroup(), DomainTypeGroup(), CpuGroup(), MemoryGroup(), OsGroup(), DiskGroup(), InterfaceGroup(),
+        IdentityGroup(), DomainTypeGroup(), CpuGroup(), MemoryGroup(), OsGroup(), ControllerGroup(), DiskGroup(),
+        InterfaceGroup(), RngGroup(), WatchdogGroup(),
         SerialConsoleGroup(), GuestAgentGroup(), GraphicsGroup(), TagsGroup(), AutostartGroup(),
     )
 

@@ -1,0 +1,92 @@
+"""Device groups written by the engine, compared with golden files and validated with libvirt's RNG schema."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ansible_collections.virtforge.libvirt.plugins.module_utils._domain.spec import DomainSpec
+from ansible_collections.virtforge.libvirt.plugins.module_utils._engine import parse_xml
+from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import VirtforgeError
+
+from conftest import golden
+
+GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
+
+SPEC = DomainSpec()
+VALIDATOR = shutil.which("virt-xml-validate")
+
+DEVICES = dict(
+    name="vft-dev-golden", vcpus=1, memory=256, machine="q35",
+    controllers=[dict(type="scsi"), dict(type="sata", index=1), dict(type="usb", model="qemu-xhci")],
+    disks=[dict(path="/var/lib/libvirt/images/root.qcow2", format="qcow2",
+                iotune=dict(read_bytes_sec=10485760, write_bytes_sec=5242880, write_bytes_sec_max=10485760,
+                            total_iops_sec=500)),
+           dict(path="/var/lib/libvirt/images/data.raw", format="raw", bus="scsi"),
+           dict(path="/var/lib/libvirt/images/old.raw", format="raw", bus="sata")],
+    interfaces=[dict(network="default", mac="52:54:00:00:00:01",
+                     bandwidth=dict(inbound=dict(average=1000, peak=2000, burst=1024, floor=500),
+                                    outbound=dict(average=500))),
+                dict(bridge="br0", mac="52:54:00:00:00:02", model="e1000e"),
+                dict(bridge="br0", mac="52:54:00:00:00:03", model="rtl8139")],
+    rngs=[dict(rate_bytes=1024, rate_period=1000)],
+    watchdogs=[dict(model="i6300esb", action="poweroff")],
+)
+
+
+def created(params, make_ctx):
+    return SPEC.plan(params["name"], params, None, make_ctx(params["name"], creating=True)).after_xml
+
+
+def validate(path):
+    if VALIDATOR is None:
+        pytest.fail("virt-xml-validate is missing: install libvirt-clients (make system-deps)")
+    return subprocess.run([VALIDATOR, path, "domain"], capture_output=True, text=True, check=False)
+
+
+def test_devices_match_golden(make_ctx):
+    assert created(DEVICES, make_ctx) == golden("devices.xml")
+
+
+def test_devices_read_back_without_changes(make_ctx):
+    xml = created(DEVICES, make_ctx)
+    plan = SPEC.plan(DEVICES["name"], DEVICES, xml, make_ctx(DEVICES["name"]))
+    assert plan.changes == []
+
+
+@pytest.mark.parametrize("name", ["devices.xml", "full.xml", "minimal.xml"])
+def test_golden_files_pass_libvirt_schema(name):
+    result = validate(os.path.join(GOLDEN, name))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_schema_check_can_fail(tmp_path):
+    root = parse_xml(golden("devices.xml"))
+    root.find("devices/watchdog").set("model", "nosuch")
+    bad = tmp_path / "bad.xml"
+    from ansible_collections.virtforge.libvirt.plugins.module_utils._engine import to_xml
+    bad.write_text(to_xml(root))
+    assert validate(str(bad)).returncode != 0
+
+
+def test_default_libvirt_controllers_are_not_compared(make_ctx):
+    pci = "<devices><controller type='pci' index='0' model='pcie-root'/>"
+    xml = created(DEVICES, make_ctx).replace("<devices>", pci)
+    plan = SPEC.plan("x", dict(name="x", controllers=[dict(type="scsi")], purge_controllers=True), xml, make_ctx("x"))
+    assert sorted(c.path for c in plan.changes) == ["controllers[sata:1]", "controllers[usb:0]"]
+    assert parse_xml(plan.after_xml).find("devices/controller[@type='pci']") is not None
+
+
+@pytest.mark.parametrize("params, option", [
+    (dict(controllers=[dict(type="sata", model="virtio-scsi")]), "controllers[0].model"),
+    (dict(controllers=[dict(type="scsi", index=300)]), "controllers[0].index"),
+    (dict(controllers=[dict(model="lsilogic")]), "controllers[0].type"),
+    (dict(rngs=[dict(rate_bytes=-1)]), "rngs[0].rate_bytes"),
+    (dict(rngs=[dict(rate_period=100)]), "rngs[0].rate_period"),
+    (dict(watchdogs=[dict(model="ib700"), dict(model="ib700", action="none")]), "watchdogs[1]"),
+])
+def test_bad_device_input(params, option, make_ctx):
+    with pytest.raises(VirtforgeError) as info:
+        created(dict(params, name="vft-dev-bad"), make_ctx)
+    assert info.value.option == option
