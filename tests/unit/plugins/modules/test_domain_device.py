@@ -141,3 +141,19 @@ def test_device_and_devices_exclusive(conn):
 def test_unknown_domain(conn):
     res = fail(dict(name="vft-dev-nosuch", device=DISK))
     assert res["option"] == "name"
+
+
+def test_controller_rng_watchdog_kinds(conn):
+    args = dict(name="vft-dev-off", devices=[dict(kind="controller", type="scsi"),
+                                             dict(kind="rng", rate_bytes=2048),
+                                             dict(kind="watchdog", action="poweroff")])
+    res = ok(args)
+    assert [c["path"] for c in res["changes"]] == ["controllers[scsi:0]", "rngs[/dev/urandom]", "watchdogs[i6300esb]"]
+    xml = inactive(conn, "vft-dev-off")
+    assert "virtio-scsi" in xml and "<rate bytes='2048'/>" in xml and "action='poweroff'" in xml
+    assert not ok(args)["changed"]
+    gone = ok(dict(name="vft-dev-off", state="absent", devices=[dict(kind="rng"), dict(kind="watchdog")]))
+    assert [c["action"] for c in gone["changes"]] == ["remove", "remove"]
+    assert "<rng" not in inactive(conn, "vft-dev-off") and "<watchdog" not in inactive(conn, "vft-dev-off")
+    res = fail(dict(name="vft-dev-off", device=dict(kind="controller", type="sata", model="lsilogic")))
+    assert res["option"] == "devices[0].model"
