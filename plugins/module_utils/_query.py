@@ -359,6 +359,9 @@ def _base_record(dom, stats):
         tags=None,
         disks=[],
         interfaces=[],
+        hostdevs=None,
+        migratable=None,
+        migration_blockers=None,
         ip_addresses=[],
     )
     for index in range(stats.get("block.count", 0)):
@@ -451,6 +454,51 @@ def _merge_xml(record, root):
             target=None if target is None else target.get("dev"),
         ))
     record["interfaces"] = nics
+    _classify(record, root)
+
+
+def _classify(record, root):
+    """Each disk/NIC paravirtual, emulated or pass-through; pass-through pins the domain to its host."""
+    virtio_scsi = any(c.get("model") == "virtio-scsi" for c in root.iterfind("devices/controller[@type='scsi']"))
+    blockers = []
+    for disk in record["disks"]:
+        if disk["device"] == "lun":
+            disk["io_class"] = "pass-through"
+            blockers.append("disk %s is a SCSI LUN passed through (%s)" % (disk["dev"], disk["path"]))
+        elif disk["bus"] == "virtio" or (disk["bus"] == "scsi" and virtio_scsi):
+            disk["io_class"] = "paravirtual"
+        else:
+            disk["io_class"] = "emulated"
+    for nic in record["interfaces"]:
+        if nic["type"] == "hostdev":
+            nic["io_class"] = "pass-through"
+            blockers.append("interface %s is a PCI device (SR-IOV VF) passed through" % nic["mac"])
+        elif nic["model"] == "virtio":
+            nic["io_class"] = "paravirtual"
+        else:
+            nic["io_class"] = "emulated"
+    hostdevs = []
+    for dev in root.iterfind("devices/hostdev"):
+        kind = dev.get("type")
+        addr = dev.find("source/address")
+        if kind == "pci" and addr is not None:
+            widths = (("domain", 4), ("bus", 2), ("slot", 2), ("function", 1))
+            ident = "%s:%s:%s.%s" % tuple("%0*x" % (w, int(addr.get(k, "0"), 0)) for k, w in widths)
+        elif kind == "usb":
+            vendor, product = dev.find("source/vendor"), dev.find("source/product")
+            if vendor is not None and product is not None:
+                ident = "%s:%s" % (vendor.get("id"), product.get("id"))
+            elif addr is not None:
+                ident = "bus %s device %s" % (addr.get("bus"), addr.get("device"))
+            else:
+                ident = None
+        else:
+            ident = (dev.find("source/adapter").get("name") if dev.find("source/adapter") is not None else None)
+        hostdevs.append(dict(type=kind, source=ident, io_class="pass-through"))
+        blockers.append("hostdev %s %s is passed through" % (kind, ident))
+    record["hostdevs"] = hostdevs
+    record["migratable"] = not blockers
+    record["migration_blockers"] = blockers
 
 
 def _ip_entry(address, prefix, mac, interface, network, source, hostname=None):

@@ -224,6 +224,12 @@ domains:
         readonly:
           description: Whether the disk is read-only.
           type: bool
+        io_class:
+          description:
+            - V(paravirtual) (virtio, SCSI on virtio-scsi), V(emulated) (SATA, IDE, USB, other SCSI controllers) or
+              V(pass-through) (C(device=lun)). Only with O(details).
+          type: str
+          sample: paravirtual
     interfaces:
       description: Network interfaces.
       type: list
@@ -250,6 +256,29 @@ domains:
         target:
           description: Host tap device of a running domain (V(vnet0)...).
           type: str
+        io_class:
+          description:
+            - V(paravirtual) (model virtio), V(emulated) (e1000e, rtl8139...) or V(pass-through)
+              (type V(hostdev), an SR-IOV VF). Only with O(details).
+          type: str
+          sample: paravirtual
+    hostdevs:
+      description:
+        - Host devices passed through (C(<hostdev>)), each with its C(type) (V(pci), V(usb), V(scsi)...), C(source)
+          (PCI address C(0000:03:00.0), USB C(vendor:product) or bus/device, SCSI adapter) and C(io_class)
+          V(pass-through). V(null) without O(details).
+      type: list
+      elements: dict
+    migratable:
+      description:
+        - V(false) when pass-through devices pin the domain to its host (see RV(domains.migration_blockers)).
+          V(null) without O(details).
+      type: bool
+    migration_blockers:
+      description: Why the domain cannot be migrated, one reason per pass-through device.
+      type: list
+      elements: str
+      sample: ["hostdev pci 0000:03:00.0 is passed through"]
     ip_addresses:
       description: The guest's IP addresses, in the order of O(ip_sources).
       type: list

@@ -158,7 +158,7 @@ def test_default_domain_record(conn):
     assert dom["disks"][0]["dev"] == "vda" and dom["disks"][0]["path"] == "/guest/diskimage1"
     assert dom["disks"][0]["bus"] == "virtio" and dom["disks"][0]["type"] == "file"
     assert dom["interfaces"][0] == dict(mac="aa:bb:cc:dd:ee:ff", model=None, type="network", network="default",
-                                        bridge=None, direct=None, target="testnet0")
+                                        bridge=None, direct=None, target="testnet0", io_class="emulated")
 
 
 def test_names_globs_and_missing(conn):
@@ -340,3 +340,48 @@ def test_details_and_leases_cost_one_xml_per_domain_and_one_call_per_network(con
     running = [d for d in _only_mine(r20) if d["active"]]
     assert len(running) == 10 and all(d["ip_addresses"][0]["source"] == "lease" for d in running)
     assert all(d["ip_addresses"] == [] for d in _only_mine(r20) if not d["active"])
+
+
+CLASSIFY_XML = """<domain type='kvm'><name>vft-dev-pt</name><devices>
+<controller type='scsi' index='0' model='virtio-scsi'/>
+<disk type='file' device='disk'><source file='/i/a.qcow2'/><target dev='vda' bus='virtio'/></disk>
+<disk type='file' device='disk'><source file='/i/b.raw'/><target dev='sda' bus='scsi'/></disk>
+<disk type='file' device='disk'><source file='/i/c.raw'/><target dev='hda' bus='ide'/></disk>
+<disk type='block' device='lun' sgio='unfiltered'><source dev='/dev/sdx'/><target dev='sdb' bus='scsi'/></disk>
+<interface type='network'><mac address='52:54:00:00:00:01'/><source network='default'/>
+  <model type='virtio'/></interface>
+<interface type='bridge'><mac address='52:54:00:00:00:02'/><source bridge='br0'/><model type='e1000e'/></interface>
+<interface type='hostdev' managed='yes'><mac address='52:54:00:00:00:03'/>
+  <source><address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/></source></interface>
+<hostdev mode='subsystem' type='pci' managed='yes'>
+  <source><address domain='0x0000' bus='0x04' slot='0x00' function='0x0'/></source></hostdev>
+<hostdev mode='subsystem' type='usb'><source><vendor id='0x046d'/><product id='0xc52b'/></source></hostdev>
+</devices></domain>"""
+
+
+def _classified(xml):
+    record = dict(disks=[], interfaces=[])
+    record.update(memory_bytes=None, max_memory_bytes=None, vcpus=None, max_vcpus=None)
+    _query._merge_xml(record, etree.fromstring(xml))
+    return record
+
+
+def test_devices_classified_and_pass_through_blocks_migration():
+    rec = _classified(CLASSIFY_XML)
+    assert [(d["dev"], d["io_class"]) for d in rec["disks"]] == [
+        ("vda", "paravirtual"), ("sda", "paravirtual"), ("hda", "emulated"), ("sdb", "pass-through")]
+    assert [n["io_class"] for n in rec["interfaces"]] == ["paravirtual", "emulated", "pass-through"]
+    assert rec["hostdevs"] == [dict(type="pci", source="0000:04:00.0", io_class="pass-through"),
+                               dict(type="usb", source="0x046d:0xc52b", io_class="pass-through")]
+    assert rec["migratable"] is False
+    assert rec["migration_blockers"] == [
+        "disk sdb is a SCSI LUN passed through (/dev/sdx)",
+        "interface 52:54:00:00:00:03 is a PCI device (SR-IOV VF) passed through",
+        "hostdev pci 0000:04:00.0 is passed through",
+        "hostdev usb 0x046d:0xc52b is passed through"]
+
+
+def test_paravirtual_only_domain_is_migratable():
+    rec = _classified("<domain><name>x</name><devices><disk type='file' device='disk'><source file='/a'/>"
+                      "<target dev='vda' bus='virtio'/></disk></devices></domain>")
+    assert rec["migratable"] is True and rec["migration_blockers"] == [] and rec["hostdevs"] == []
