@@ -145,7 +145,12 @@ class DeviceManager(object):
                 continue
             want = dict(items=[i for _idx, i in items], purge=False)
             desired[name] = want
-            group_changes = group.compare(want, group.current(root, ctx), ctx)
+            try:
+                group_changes = group.compare(want, group.current(root, ctx), ctx)
+            except VirtforgeError as exc:  # "disks[2].bus": the 3rd disk of this task -> its devices[i]
+                match = re.match(r"^%s\[(\d+)\]" % re.escape(group.option), exc.option or "")
+                index = items[int(match.group(1))][0] if match and int(match.group(1)) < len(items) else 0
+                raise VirtforgeError(exc.msg, option=_rename(exc.option, group.option, index), fix=exc.fix) from None
             if scope == "config":
                 for change in group_changes:
                     change.live = None

@@ -164,6 +164,8 @@ def canonical_iotune(raw, where, ctx):
     return out
 
 
+BUS_LIMITS = dict(ide=4, sata=6)
+
 _DEV_PREFIX = dict(virtio="vd", sata="sd", scsi="sd", usb="sd", ide="hd")
 _HOTPLUG_BUSES = ("virtio", "scsi", "usb")
 
@@ -259,7 +261,43 @@ class DiskGroup(DeviceGroup):
             raise ctx.error("a disk needs a path, or a pool and a volume", where + ".path")
         return out
 
+    def current(self, root, ctx):
+        out = super().current(root, ctx)
+        # controller 0 is implicit (libvirt adds it for the first SATA disk)
+        out["sata_controllers"] = len({0} | {int(c.get("index") or 0) for c in root.iterfind("devices/controller")
+                                             if c.get("type") == "sata"})
+        return out
+
+    def compare(self, desired, current, ctx):
+        if desired:
+            final = {self.item_key(i): i for i in current.get("items", [])}
+            if desired.get("purge"):
+                final = {}
+            for item in desired["items"]:
+                final[self.item_key(item)] = dict(final.get(self.item_key(item)) or {}, **{
+                    k: v for k, v in item.items() if v is not None})
+            self.check_bus_limits(desired["items"], list(final.values()), current.get("sata_controllers", 0), ctx)
+        return super().compare(desired, current, ctx)
+
+    @staticmethod
+    def check_bus_limits(wanted, final, sata_controllers, ctx):
+        """4 IDE disks (two channels, master and slave), 6 SATA ports per AHCI controller."""
+        limits = dict(ide=(BUS_LIMITS["ide"], "the IDE controller has 2 channels x 2 units = 4 devices"),
+                      sata=(BUS_LIMITS["sata"] * max(1, sata_controllers),
+                            "%d SATA controller(s) x 6 ports" % max(1, sata_controllers)))
+        for bus, (limit, why) in limits.items():
+            count = len([i for i in final if i.get("bus") == bus])
+            if count <= limit:
+                continue
+            index = max(n for n, i in enumerate(wanted) if i.get("bus") == bus) if any(
+                i.get("bus") == bus for i in wanted) else 0
+            raise ctx.error("%d %s devices exceed the limit of %s (%s)" % (count, bus.upper(), limit, why),
+                            "disks[%d].bus" % index,
+                            fix="Use the virtio or scsi bus" + (", or add a SATA controller" if bus == "sata" else ""))
+
     def finish_items(self, items, raw, ctx):
+        if ctx.get("creating"):
+            self.check_bus_limits(items, items, 0, ctx)
         used = {i["dev"] for i in items if i["dev"]}
         for item in items:
             if item["dev"]:

@@ -157,3 +157,12 @@ def test_controller_rng_watchdog_kinds(conn):
     assert "<rng" not in inactive(conn, "vft-dev-off") and "<watchdog" not in inactive(conn, "vft-dev-off")
     res = fail(dict(name="vft-dev-off", device=dict(kind="controller", type="sata", model="lsilogic")))
     assert res["option"] == "devices[0].model"
+
+
+def test_fifth_ide_disk_refused_naming_the_device(conn):
+    disks = [dict(kind="disk", dev="hd%s" % c, bus="ide", path="/guest/%s.raw" % c, format="raw") for c in "abcd"]
+    ok(dict(name="vft-dev-off", target="config", devices=disks))
+    before = inactive(conn, "vft-dev-off")
+    res = fail(dict(name="vft-dev-off", devices=[NIC, dict(kind="disk", dev="hde", bus="ide", path="/guest/e.raw")]))
+    assert res["option"] == "devices[1].bus" and "5 IDE devices exceed the limit of 4" in res["msg"]
+    assert inactive(conn, "vft-dev-off") == before

@@ -90,3 +90,32 @@ def test_bad_device_input(params, option, make_ctx):
     with pytest.raises(VirtforgeError) as info:
         created(dict(params, name="vft-dev-bad"), make_ctx)
     assert info.value.option == option
+
+
+def _disks(bus, count, start=0):
+    prefix = "hd" if bus == "ide" else "sd"
+    return [dict(path="/i/%s%d.raw" % (bus, n), format="raw", bus=bus, dev="%s%s" % (prefix, chr(ord("a") + n)))
+            for n in range(start, start + count)]
+
+
+def test_ide_and_sata_limits_on_create(make_ctx):
+    assert created(dict(name="x", disks=_disks("ide", 4)), make_ctx)
+    with pytest.raises(VirtforgeError) as info:
+        created(dict(name="x", disks=_disks("ide", 5)), make_ctx)
+    assert info.value.option == "disks[4].bus" and "limit of 4" in info.value.msg
+    assert created(dict(name="x", disks=_disks("sata", 6)), make_ctx)
+    with pytest.raises(VirtforgeError) as info:
+        created(dict(name="x", disks=[dict(path="/i/v.raw", format="raw")] + _disks("sata", 7)), make_ctx)
+    assert info.value.option == "disks[7].bus" and "limit of 6" in info.value.msg
+
+
+def test_limits_count_the_disks_already_there(make_ctx):
+    xml = created(dict(name="x", disks=_disks("ide", 3)), make_ctx)
+    ctx = make_ctx("x")
+    SPEC.plan("x", dict(name="x", disks=_disks("ide", 1, start=3)), xml, ctx)  # 4th: fine
+    with pytest.raises(VirtforgeError) as info:
+        SPEC.plan("x", dict(name="x", disks=_disks("ide", 2, start=3)), xml, make_ctx("x"))
+    assert info.value.option == "disks[1].bus" and "5 IDE devices" in info.value.msg
+    # a second SATA controller in the XML doubles the SATA ports
+    xml = created(dict(name="y", disks=_disks("sata", 6), controllers=[dict(type="sata", index=1)]), make_ctx)
+    SPEC.plan("y", dict(name="y", disks=_disks("sata", 2, start=6)), xml, make_ctx("y"))
