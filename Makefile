@@ -17,7 +17,7 @@ export LIBGUESTFS_BACKEND := direct
 PYTEST_ARGS ?=
 
 .PHONY: deps system-deps venv collection lab lab-down image lint ruff ansible-lint sanity unit \
-        integration e2e test test-quick demo bench build clean
+        integration test-conversions test test-quick demo bench build clean
 
 deps: system-deps venv collection
 
@@ -78,7 +78,11 @@ unit: venv collection
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 integration: image
-	$(PY) -m pytest tests/integration -v $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration -v -m "not conversion" --durations=0 $(PYTEST_ARGS)
+
+# P2V/V2V/V2P: real conversions under software emulation take minutes each (docs/testing.md)
+test-conversions: image
+	$(PY) -m pytest tests/integration -v -m conversion --durations=0 $(PYTEST_ARGS)
 
 test: deps lint unit integration
 

@@ -21,7 +21,9 @@ def targets():
                 aliases = {line.strip() for line in handle if line.strip() and not line.startswith("#")}
         if "disabled" in aliases:
             continue
-        found.append(name)
+        # alias "conversion": the slow P2V/V2V/V2P targets, selected with -m conversion
+        marks = [pytest.mark.conversion] if "conversion" in aliases else []
+        found.append(pytest.param(name, marks=marks, id=name))
     return found
 
 
