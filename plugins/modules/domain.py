@@ -149,9 +149,25 @@ options:
         type: str
         choices: [virtio, sata, scsi, ide, usb]
       device:
-        description: V(disk) (default) or V(cdrom). A CD-ROM may have no O(disks[].path) (empty drive).
+        description:
+          - V(disk) (default), V(cdrom) or V(lun). A CD-ROM may have no O(disks[].path) (empty drive).
+          - V(lun) passes a host SCSI LUN through (SCSI commands such as persistent reservations reach the
+            real device; the guest sees its physical format). It needs O(disks[].path) of a host block device
+            (C(/dev/...)), format V(raw) and bus V(scsi) (the default for a LUN); an image file is refused.
+            A LUN pins the domain to hosts that see the same LUN.
         type: str
-        choices: [disk, cdrom]
+        choices: [disk, cdrom, lun]
+      sgio:
+        description:
+          - For O(disks[].device=lun), whether the host filters unprivileged SCSI commands (V(filtered)).
+          - V(unfiltered) is refused with libvirt 9.0 or newer, which no longer supports it.
+        type: str
+        choices: [filtered, unfiltered]
+      reservations:
+        description:
+          - For O(disks[].device=lun), let libvirt manage SCSI persistent reservations
+            (C(<reservations managed='yes'/>), qemu-pr-helper).
+        type: bool
       readonly:
         description: Read-only disk (CD-ROMs always are).
         type: bool

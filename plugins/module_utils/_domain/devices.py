@@ -166,6 +166,22 @@ def canonical_iotune(raw, where, ctx):
 
 BUS_LIMITS = dict(ide=4, sata=6)
 
+
+def _lib_version(ctx):
+    """libvirt's version on the connection (0 without one, e.g. in unit tests)."""
+    conn = getattr(ctx.host, "conn", None)
+    if conn is None:
+        return 0
+    try:
+        return conn.getLibVersion()
+    except Exception:  # pylint: disable=broad-except  # pragma: no cover - drivers without it
+        return 0
+
+
+def _version_text(number):
+    return "%d.%d.%d" % (number // 1000000, number // 1000 % 1000, number % 1000)
+
+
 _DEV_PREFIX = dict(virtio="vd", sata="sd", scsi="sd", usb="sd", ide="hd")
 _HOTPLUG_BUSES = ("virtio", "scsi", "usb")
 
@@ -202,7 +218,9 @@ class DiskGroup(DeviceGroup):
         volume=dict(type="str"),
         format=dict(type="str", choices=["qcow2", "raw"]),
         bus=dict(type="str", choices=["virtio", "sata", "scsi", "ide", "usb"]),
-        device=dict(type="str", choices=["disk", "cdrom"]),
+        device=dict(type="str", choices=["disk", "cdrom", "lun"]),
+        sgio=dict(type="str", choices=["filtered", "unfiltered"]),
+        reservations=dict(type="bool"),
         readonly=dict(type="bool"),
         cache=dict(type="str", choices=["default", "none", "writethrough", "writeback", "directsync", "unsafe"]),
         io=dict(type="str", choices=["native", "threads", "io_uring"]),
@@ -232,7 +250,7 @@ class DiskGroup(DeviceGroup):
     def desired_item(self, item, index, ctx):
         where = "disks[%d]" % index
         device = item.get("device") or "disk"
-        bus = item.get("bus") or ("sata" if device == "cdrom" else "virtio")
+        bus = item.get("bus") or dict(cdrom="sata", lun="scsi").get(device, "virtio")
         out = dict(dev=item.get("dev"), device=device, bus=bus, path=None, format=item.get("format"),
                    readonly=item.get("readonly"), cache=item.get("cache"),
                    io=item.get("io"), discard=item.get("discard"),
@@ -259,7 +277,37 @@ class DiskGroup(DeviceGroup):
             out["path"] = path
         elif device == "disk":
             raise ctx.error("a disk needs a path, or a pool and a volume", where + ".path")
+        self._check_lun(item, out, where, ctx)
         return out
+
+    @staticmethod
+    def _check_lun(item, out, where, ctx):
+        """SCSI LUN pass-through: a raw host block device on the SCSI bus, sgio and reservations only there."""
+        if out["device"] != "lun":
+            for key in ("sgio", "reservations"):
+                if item.get(key) is not None:
+                    raise ctx.error("%s is only for device: lun" % key, "%s.%s" % (where, key))
+            return
+        path = out["path"]
+        if not path:
+            raise ctx.error("a LUN needs the path of a host block device (/dev/...)", where + ".path")
+        is_file = not path.startswith("/dev/") or (ctx.host.local_files and os.path.isfile(path))
+        if is_file:
+            raise ctx.error("%s is a file: a LUN is passed through from a host block device, and only raw" % path,
+                            where + ".path", fix="Use /dev/disk/by-id/... of the LUN, or device: disk for an image")
+        if out["format"] not in (None, "raw"):
+            raise ctx.error("a LUN is raw (the guest sees the physical format), not %s" % out["format"],
+                            where + ".format")
+        if out["bus"] != "scsi":
+            raise ctx.error("a LUN needs the scsi bus (SCSI commands reach the device), not %s" % out["bus"],
+                            where + ".bus")
+        if item.get("sgio") == "unfiltered" and _lib_version(ctx) >= 9000000:
+            raise ctx.error("unfiltered sgio is no longer supported by libvirt %s on this host"
+                            % _version_text(_lib_version(ctx)), where + ".sgio",
+                            fix="Use sgio: filtered (privileged SCSI commands still need a privileged guest)")
+        out["format"] = "raw"
+        out["sgio"] = item.get("sgio")
+        out["reservations"] = item.get("reservations")
 
     def current(self, root, ctx):
         out = super().current(root, ctx)
@@ -329,6 +377,9 @@ class DiskGroup(DeviceGroup):
             path=path,
             format=driver.get("type") if driver is not None else None,
             readonly=element.find("readonly") is not None,
+            sgio=element.get("sgio"),
+            reservations=(element.find("source/reservations") is not None
+                          and element.find("source/reservations").get("managed") == "yes"),
             cache=driver.get("cache") if driver is not None else None,
             io=driver.get("io") if driver is not None else None,
             discard=driver.get("discard") if driver is not None else None,
@@ -357,6 +408,12 @@ class DiskGroup(DeviceGroup):
                 element.remove(source)
             source = etree.Element("source", {"dev" if element.get("type") == "block" else "file": item["path"]})
             driver.addnext(source)
+        if item.get("sgio"):
+            element.set("sgio", item["sgio"])
+        if item.get("reservations") is not None and element.find("source") is not None:
+            remove(element.find("source/reservations"))
+            if item["reservations"]:
+                etree.SubElement(element.find("source"), "reservations", managed="yes")
         target = element.find("target")
         if target is None:
             target = etree.SubElement(element, "target")

@@ -119,3 +119,52 @@ def test_limits_count_the_disks_already_there(make_ctx):
     # a second SATA controller in the XML doubles the SATA ports
     xml = created(dict(name="y", disks=_disks("sata", 6), controllers=[dict(type="sata", index=1)]), make_ctx)
     SPEC.plan("y", dict(name="y", disks=_disks("sata", 2, start=6)), xml, make_ctx("y"))
+
+
+LUN = dict(name="vft-dev-lun", vcpus=1, memory=256, controllers=[dict(type="scsi")],
+           disks=[dict(path="/var/lib/libvirt/images/root.qcow2", format="qcow2"),
+                  dict(device="lun", path="/dev/disk/by-id/wwn-0x600a0b80001", sgio="unfiltered",
+                       reservations=True)])
+
+
+def test_lun_matches_golden_and_schema(make_ctx, tmp_path):
+    xml = created(LUN, make_ctx)
+    assert xml == golden("lun.xml")
+    disk = parse_xml(xml).find("devices/disk[@device='lun']")
+    assert disk.get("type") == "block" and disk.get("sgio") == "unfiltered"
+    assert disk.find("driver").get("type") == "raw" and disk.find("target").get("bus") == "scsi"
+    assert disk.find("source/reservations").get("managed") == "yes"
+    result = validate(os.path.join(GOLDEN, "lun.xml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert SPEC.plan(LUN["name"], LUN, xml, make_ctx(LUN["name"])).changes == []
+
+
+@pytest.mark.parametrize("disk, option, text", [
+    (dict(device="lun", path="/var/lib/libvirt/images/x.raw"), "disks[0].path", "is a file"),
+    (dict(device="lun", path="/dev/sdx", format="qcow2"), "disks[0].format", "raw"),
+    (dict(device="lun", path="/dev/sdx", bus="virtio"), "disks[0].bus", "scsi bus"),
+    (dict(device="lun"), "disks[0].path", "host block device"),
+    (dict(path="/i/a.raw", sgio="unfiltered"), "disks[0].sgio", "only for device: lun"),
+])
+def test_lun_refusals(disk, option, text, make_ctx):
+    with pytest.raises(VirtforgeError) as info:
+        created(dict(name="vft-dev-bad", disks=[disk]), make_ctx)
+    assert info.value.option == option and text in info.value.msg
+
+
+class _Conn(object):
+    def __init__(self, version):
+        self.version = version
+
+    def getLibVersion(self):
+        return self.version
+
+
+def test_unfiltered_sgio_refused_where_libvirt_dropped_it(host, make_ctx):
+    lun = dict(name="vft-dev-bad", disks=[dict(device="lun", path="/dev/sdx", sgio="unfiltered")])
+    host.conn = _Conn(9000000)
+    with pytest.raises(VirtforgeError) as info:
+        created(lun, make_ctx)
+    assert info.value.option == "disks[0].sgio" and "libvirt 9.0.0" in info.value.msg
+    host.conn = _Conn(8000000)
+    assert "sgio=\"unfiltered\"" in created(lun, make_ctx)
