@@ -122,7 +122,7 @@ options:
 EXAMPLES = r"""
 # inventory/lab.libvirt.yml -- all domains of the local host
 plugin: virtforge.libvirt.libvirt
-
+---
 # inventory/prod.libvirt.yml -- two hypervisors, running web servers only, reached by their DHCP lease
 plugin: virtforge.libvirt.libvirt
 uris:
@@ -139,7 +139,7 @@ keyed_groups:
     prefix: type
 groups:
   big: libvirt_memory >= 4096
-
+---
 # with the guest agent as a second IP source, and caching for AWX
 plugin: virtforge.libvirt.libvirt
 ip_sources: [lease, agent]
