@@ -17,7 +17,7 @@ export LIBGUESTFS_BACKEND := direct
 PYTEST_ARGS ?=
 
 .PHONY: deps system-deps venv collection lab lab-down image lint ruff ansible-lint sanity unit \
-        integration test-conversions test test-quick demo bench build clean
+        integration test-conversions test test-quick demo bench build build-check clean
 
 deps: system-deps venv collection
 
@@ -72,7 +72,7 @@ sanity: $(SANITY_VENV)/.stamp
 	cd $(SANITY_DIR)/ansible_collections/virtforge/libvirt && \
 	  $(SANITY_VENV)/bin/ansible-test sanity --requirements --python 3.11 --color no
 
-lint: ruff ansible-lint sanity
+lint: ruff ansible-lint sanity build-check
 
 unit: venv collection
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
@@ -102,6 +102,18 @@ bench: image $(BENCH_VENV)/.stamp
 
 build: venv
 	$(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD)/dist
+
+# the tarball builds, installs offline, and every plugin in it has documentation ansible-doc renders
+build-check: build
+	@rm -rf $(BUILD)/dist/installed
+	$(VENV)/bin/ansible-galaxy collection install --offline --force -p $(BUILD)/dist/installed $(BUILD)/dist/virtforge-libvirt-*.tar.gz
+	@cd $(BUILD)/dist && for kind in module inventory filter; do \
+	  names=$$(ANSIBLE_COLLECTIONS_PATH=$(BUILD)/dist/installed $(VENV)/bin/ansible-doc -t $$kind -l virtforge.libvirt --json \
+	    | $(PY) -c 'import json,sys; print(" ".join(json.load(sys.stdin)))'); \
+	  test -n "$$names" || { echo "no $$kind plugins in the installed tarball"; exit 1; }; \
+	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/dist/installed $(VENV)/bin/ansible-doc -t $$kind $$names >/dev/null || exit 1; \
+	  echo "build-check: $$kind: $$names"; \
+	done
 
 clean:
 	rm -rf $(BUILD) tests/output
