@@ -75,6 +75,19 @@ def is_local_uri(uri):
     return "+" not in scheme and (rest.startswith("/") or rest == "")
 
 
+def cpu_virtualization_flags(cpuinfo="/proc/cpuinfo"):
+    """True when this machine's CPU flags include vmx (VT-x) or svm (AMD-V); None if unreadable."""
+    try:
+        with open(cpuinfo) as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    return "vmx" in flags or "svm" in flags
+    except OSError:
+        return None
+    return False
+
+
 def host_hardware_virtualization(conn, uri=None, cpuinfo="/proc/cpuinfo"):
     """True when the libvirt host can run KVM guests with hardware virtualization.
 
@@ -82,13 +95,8 @@ def host_hardware_virtualization(conn, uri=None, cpuinfo="/proc/cpuinfo"):
     a local URI the CPU flags decide; for a remote one, libvirt's capabilities do.
     """
     if is_local_uri(uri) and os.path.exists(cpuinfo):
-        with open(cpuinfo) as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags = line.split(":", 1)[1].split()
-                    if "vmx" not in flags and "svm" not in flags:
-                        return False
-                    break
+        if cpu_virtualization_flags(cpuinfo) is False:
+            return False
         if not os.path.exists("/dev/kvm"):
             return False
     caps = etree.fromstring(conn.getCapabilities().encode())

@@ -14,6 +14,7 @@ import struct
 import tempfile
 import time
 
+from .._libvirt import cpu_virtualization_flags
 from .._errors import VirtforgeError
 from .._run import guestfs_environment
 
@@ -210,15 +211,7 @@ def local_hardware_virtualization(cpuinfo="/proc/cpuinfo", kvm="/dev/kvm"):
     (libguestfs runs on this machine whatever libvirt URI is used, so libvirt's capabilities
     are not the question: /dev/kvm may exist without usable VT-x/AMD-V.)
     """
-    try:
-        with open(cpuinfo) as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags = line.split(":", 1)[1].split()
-                    if "vmx" not in flags and "svm" not in flags:
-                        return False
-                    break
-    except OSError:
+    if not cpu_virtualization_flags(cpuinfo):
         return False
     return os.access(kvm, os.R_OK | os.W_OK)
 
