@@ -25,33 +25,46 @@ ns_of_pid() { readlink "/proc/$1/ns/net" 2>/dev/null || true; }
 start_daemons() {
   mkdir -p /var/log/libvirt /run/libvirt /var/lib/libvirt/images "$LAB_DIR/pool"
   getent passwd libvirt-qemu >/dev/null || { log "user libvirt-qemu missing: install libvirt-daemon-system"; exit 1; }
-  if ! ip netns list | grep -qw "$NS"; then
+  local names; names=$(ip netns list)
+  if ! [[ $'\n'$names$'\n' =~ $'\n'$NS($'\n'|[[:space:]]) ]]; then
     ip netns add "$NS"
   fi
   ip netns exec "$NS" ip link set lo up
-  local pid; pid=$(libvirtd_pid)
+  local pid ns lab_ns; pid=$(libvirtd_pid)
   if [ -n "$pid" ]; then
-    if [ "$(ns_of_pid "$pid")" != "$(ip netns exec "$NS" readlink /proc/self/ns/net)" ]; then
+    ns=$(ns_of_pid "$pid"); lab_ns=$(ip netns exec "$NS" readlink /proc/self/ns/net)
+    if [ -n "$ns" ] && [ "$ns" != "$lab_ns" ]; then
+      # only a libvirtd positively seen in another namespace (the host's own) is replaced
       log "a libvirtd outside the lab namespace is running (pid $pid); stopping it"
-      kill "$pid"; sleep 1
+      kill "$pid"
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     else
-      return 0
+      wait_for_libvirtd && return 0
     fi
   fi
   pgrep -x virtlogd >/dev/null || ip netns exec "$NS" virtlogd -d
   ip netns exec "$NS" libvirtd -d
+  wait_for_libvirtd || { log "libvirtd did not answer on $URI"; exit 1; }
+}
+
+wait_for_libvirtd() {
   for _ in $(seq 1 50); do
     virsh -c "$URI" version >/dev/null 2>&1 && return 0
     sleep 0.2
   done
-  log "libvirtd did not answer on $URI"; exit 1
+  return 1
 }
+
+# (no `virsh ... | grep -q` under pipefail: grep exits at the first match and virsh dies of SIGPIPE)
+pool_running() { local out; out=$(virsh -c "$URI" pool-info "$POOL" 2>/dev/null) && [[ $out =~ State:[[:space:]]+running ]]; }
+net_active() { local out; out=$(virsh -c "$URI" net-info "$NET" 2>/dev/null) && [[ $out =~ Active:[[:space:]]+yes ]]; }
 
 define_pool_and_net() {
   if ! virsh -c "$URI" pool-info "$POOL" >/dev/null 2>&1; then
     virsh -c "$URI" pool-define-as "$POOL" dir --target "$LAB_DIR/pool" >/dev/null
   fi
-  virsh -c "$URI" pool-info "$POOL" | grep -q running || virsh -c "$URI" pool-start "$POOL" >/dev/null
+  # (another run may start it at the same moment: "already active" is fine)
+  pool_running || virsh -c "$URI" pool-start "$POOL" >/dev/null 2>&1 || pool_running
   virsh -c "$URI" pool-autostart "$POOL" >/dev/null
   if ! virsh -c "$URI" net-info "$NET" >/dev/null 2>&1; then
     # A NAT network inside the lab namespace only: its addresses exist nowhere else.
@@ -67,7 +80,7 @@ define_pool_and_net() {
 XML
     virsh -c "$URI" net-define "$LAB_DIR/net.xml" >/dev/null
   fi
-  virsh -c "$URI" net-info "$NET" | grep -q 'Active:.*yes' || virsh -c "$URI" net-start "$NET" >/dev/null
+  net_active || virsh -c "$URI" net-start "$NET" >/dev/null 2>&1 || net_active
   virsh -c "$URI" net-autostart "$NET" >/dev/null
 }
 
@@ -89,7 +102,8 @@ case "${1:-status}" in
       virsh -c "$URI" destroy "$d" >/dev/null 2>&1 || true
       virsh -c "$URI" undefine "$d" --nvram >/dev/null 2>&1 || virsh -c "$URI" undefine "$d" >/dev/null 2>&1 || true
     done
-    pid=$(libvirtd_pid); [ -n "$pid" ] && kill "$pid" || true
+    pid=$(libvirtd_pid)
+    if [ -n "$pid" ]; then kill "$pid" || true; fi
     pkill -x virtlogd || true
     ip netns del "$NS" 2>/dev/null || true
     ;;
