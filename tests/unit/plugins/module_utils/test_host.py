@@ -1,6 +1,9 @@
 """host_info's facts from fixture procfs/sysfs trees and a fake libvirt connection."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -8,8 +11,27 @@ from ansible_collections.virtforge.libvirt.plugins.module_utils import _host
 from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import VirtforgeError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-INTEL = os.path.join(FIXTURES, "sysfs-intel-kvm")
 TCG = os.path.join(FIXTURES, "sysfs-tcg")
+# IOMMU group members are named by PCI address (0000:00:02.0); ':' is not allowed in the collection's
+# file names, so those entries are made here, in a copy of the fixture tree.
+INTEL_IOMMU_DEVICES = {"0": ["0000:00:00.0"], "1": ["0000:00:01.0"], "2": ["0000:00:02.0"],
+                       "12": ["0000:01:00.0", "0000:01:00.1"]}
+
+
+def _intel_tree():
+    root = tempfile.mkdtemp(prefix="vf-sysfs-")
+    atexit.register(shutil.rmtree, root, True)
+    tree = os.path.join(root, "sysfs-intel-kvm")
+    shutil.copytree(os.path.join(FIXTURES, "sysfs-intel-kvm"), tree)
+    for group, devices in INTEL_IOMMU_DEVICES.items():
+        directory = os.path.join(tree, "sys", "kernel", "iommu_groups", group, "devices")
+        os.makedirs(directory, exist_ok=True)
+        for device in devices:
+            open(os.path.join(directory, device), "w").close()
+    return tree
+
+
+INTEL = _intel_tree()
 
 
 class FakeConn(object):
