@@ -14,7 +14,7 @@ def _run(argv):
 
 def _best(fn, repeat=3):
     times = []
-    for _ in range(repeat):
+    for _attempt in range(repeat):
         times.append(fn())
     return min(times)
 
@@ -54,10 +54,10 @@ def _bench(here, playbook, record):
     # A raw image with 2 GiB of random data and a 2 GiB hole in the middle.
     source = os.path.join(here, "data.raw")
     with open(source, "wb") as handle:
-        for _ in range(1024):
+        for _mib in range(1024):
             handle.write(os.urandom(1024 * 1024))
         handle.seek(3 * 1024 ** 3)
-        for _ in range(1024):
+        for _mib in range(1024):
             handle.write(os.urandom(1024 * 1024))
     data_bytes = 2 * 1024 ** 3
 

@@ -46,11 +46,11 @@ def bench_noop(count, playbook, record):
             cleanup("bench-n-")
             _remove_disks()
             first = playbook(play, _vars(n, golden))[0]
-            runs = [playbook(play, _vars(n, golden)) for _ in range(3)]
+            runs = [playbook(play, _vars(n, golden)) for _attempt in range(3)]
             for _seconds, stdout in runs:
                 if "changed=0" not in stdout:
                     raise RuntimeError("vm_deploy re-run for %d VMs reported changes:\n%s" % (n, stdout[-3000:]))
-            best = min(seconds for seconds, _ in runs)
+            best = min(run[0] for run in runs)
             record("noop", "vm_deploy first run, %d VM(s) (clone + define)" % n, first)
             record("noop", "vm_deploy re-run, %d VM(s), changed=0 (best of 3)" % n, best)
             out[n] = best

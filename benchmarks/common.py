@@ -44,6 +44,6 @@ def timed(argv, env=None, cwd=ROOT):
     proc = subprocess.run(argv, env=full, cwd=cwd, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
-        raise RuntimeError("%s failed (%d):\n%s\n%s" % (" ".join(argv), proc.returncode, proc.stdout[-4000:],
-                                                      proc.stderr[-4000:]))
+        raise RuntimeError("%s failed (%d):\n%s\n%s"
+                           % (" ".join(argv), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
     return elapsed, proc.stdout

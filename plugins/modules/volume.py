@@ -47,7 +47,7 @@ options:
         O(clone_from), O(mode), O(capacity), ...), except O(volumes) and O(uri).
       - Options set at the top level are defaults for every item (except O(name)); an item's own value wins.
       - Every item is planned before any is changed, so bad input in one item changes nothing.
-      - The result then has RV(volumes), one result per item, and RV(diff) is a list.
+      - The result then has RV(volumes), one result per item, and in diff mode the diff is a list.
     type: list
     elements: dict
   pool:

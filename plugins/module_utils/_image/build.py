@@ -376,8 +376,8 @@ class Builder(object):
             raise
 
     def build(self):
-        tools = common.require_tools(self.runner, ["debootstrap", "virt-make-fs", "guestfish", "qemu-img", "chroot",
-                                                    "mount", "umount"])
+        tools = common.require_tools(
+            self.runner, ["debootstrap", "virt-make-fs", "guestfish", "qemu-img", "chroot", "mount", "umount"])
         if os.geteuid() != 0:
             raise VirtforgeError("building an image needs root (debootstrap, chroot)",
                                  fix="Run the task with become: true")

@@ -60,8 +60,8 @@ def test_check_mode_on_images_that_do_not_exist_yet(tmp_path):
     module = FakeModule(check_mode=True, images=[dict(pool="p", volume="a.qcow2"), dict(pool="p", volume="b.qcow2")],
                         machine_id_reset=True)
     out = customize.run_module(module, NoRunner(), connect=lambda: FakeConn(str(tmp_path)))
-    assert out["changed"] and [r["image"] for r in out["images"]] == [str(tmp_path / "a.qcow2"),
-                                                                        str(tmp_path / "b.qcow2")]
+    images = [r["image"] for r in out["images"]]
+    assert out["changed"] and images == [str(tmp_path / "a.qcow2"), str(tmp_path / "b.qcow2")]
     assert all(r["changes"][0]["action"] == "customize" for r in out["images"])
     assert len(module.warnings) == 2 and os.listdir(tmp_path) == []
 

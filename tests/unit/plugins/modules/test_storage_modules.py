@@ -108,8 +108,8 @@ def test_volume_list_in_one_task(monkeypatch, tmp_path):
     res = run(monkeypatch, volume, directory=str(tmp_path), name="golden.qcow2", capacity="8M")
     assert res["changed"] and golden.exists()
     args = dict(directory=str(tmp_path), clone_from=str(golden), mode="linked",
-                volumes=[dict(name="a.qcow2"), dict(name="b.qcow2", capacity="16M"), dict(name="c.raw", mode="full",
-                                                                                         format="raw")])
+                volumes=[dict(name="a.qcow2"), dict(name="b.qcow2", capacity="16M"),
+                         dict(name="c.raw", mode="full", format="raw")])
     res = run(monkeypatch, volume, check_mode=True, **args)
     assert res["changed"] and [v["changed"] for v in res["volumes"]] == [True, True, True]
     assert sorted(os.listdir(tmp_path)) == ["golden.qcow2"]
