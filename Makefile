@@ -17,7 +17,7 @@ export LIBGUESTFS_BACKEND := direct
 PYTEST_ARGS ?=
 
 .PHONY: deps system-deps venv collection lab lab-down image lint ruff ansible-lint sanity unit \
-        integration test-conversions test test-quick demo bench build build-check clean
+        integration test-conversions test test-quick demo demo-clean bench build build-check clean
 
 deps: system-deps venv collection
 
@@ -90,6 +90,10 @@ test-quick: venv collection lint unit
 
 demo: image
 	$(VENV)/bin/ansible-playbook -i playbooks/inventory/localhost.yml playbooks/demo.yml
+
+demo-clean: lab
+	$(VENV)/bin/ansible-playbook -i playbooks/inventory/localhost.yml playbooks/demo.yml \
+	  -e vf_demo_state=absent -e vm_deploy_remove_storage=true
 
 BENCH_VENV := $(BUILD)/bench-venv
 $(BENCH_VENV)/.stamp: requirements.txt requirements-bench.txt
