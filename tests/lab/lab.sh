@@ -22,6 +22,24 @@ libvirtd_pid() { pgrep -x libvirtd | head -n1 || true; }
 
 ns_of_pid() { readlink "/proc/$1/ns/net" 2>/dev/null || true; }
 
+# `ip netns exec` gives the command a mount namespace with a fresh /sys for the lab's network
+# namespace, so the cgroup hierarchies under /sys/fs/cgroup are gone in there and libvirt runs guests
+# without cgroups (no cputune shares/quota, memtune, blkio). Mount the machine's own hierarchies again
+# inside that mount namespace (only /sys/fs/cgroup; /sys/class/net stays the lab's), then start the daemon.
+ns_daemon() {
+  local mounts; mounts=$(awk '$2 ~ "^/sys/fs/cgroup" && ($3 == "cgroup" || $3 == "cgroup2") {print $3, $2, $4}' /proc/mounts)
+  # shellcheck disable=SC2016 # the inner script expands its own arguments
+  ip netns exec "$NS" bash -euc '
+    if [ -n "$1" ] && ! mountpoint -q /sys/fs/cgroup; then
+      while read -r type dir opts; do
+        [ "$dir" = /sys/fs/cgroup ] || { mountpoint -q /sys/fs/cgroup || mount -t tmpfs -o mode=755 cgroup_root /sys/fs/cgroup; }
+        mkdir -p "$dir"
+        mount -t "$type" -o "$opts" "$type" "$dir"
+      done <<<"$1"
+    fi
+    shift; exec "$@"' ns_daemon "$mounts" "$@"
+}
+
 start_daemons() {
   mkdir -p /var/log/libvirt /run/libvirt /var/lib/libvirt/images "$LAB_DIR/pool"
   getent passwd libvirt-qemu >/dev/null || { log "user libvirt-qemu missing: install libvirt-daemon-system"; exit 1; }
@@ -42,8 +60,8 @@ start_daemons() {
       wait_for_libvirtd && return 0
     fi
   fi
-  pgrep -x virtlogd >/dev/null || ip netns exec "$NS" virtlogd -d
-  ip netns exec "$NS" libvirtd -d
+  pgrep -x virtlogd >/dev/null || ns_daemon virtlogd -d
+  ns_daemon libvirtd -d
   wait_for_libvirtd || { log "libvirtd did not answer on $URI"; exit 1; }
 }
 
@@ -93,7 +111,7 @@ case "${1:-status}" in
   restart-libvirtd)
     pid=$(libvirtd_pid); [ -n "$pid" ] && kill -9 "$pid"
     sleep 0.5; rm -f /run/libvirtd.pid
-    ip netns exec "$NS" libvirtd -d
+    ns_daemon libvirtd -d
     for _ in $(seq 1 50); do virsh -c "$URI" version >/dev/null 2>&1 && exit 0; sleep 0.2; done
     exit 1
     ;;
