@@ -81,11 +81,40 @@ def kvm_info(root="/", cpu=None):
     return dict(usable=usable, device=device, module=module, nested=nested, reason=reason)
 
 
-def iommu_info(root="/"):
+def iommu_groups(root="/"):
+    """{group number (str): [member devices, e.g. 0000:03:00.1]}; empty when the IOMMU is off."""
     groups = {}
     for path in sorted(glob.glob(_path(root, "/sys/kernel/iommu_groups/*/devices/*"))):
         group = os.path.basename(os.path.dirname(os.path.dirname(path)))
         groups.setdefault(group, []).append(os.path.basename(path))
+    return groups
+
+
+def _link_name(root, rel):
+    """The last component of a sysfs link (a driver's or an IOMMU group's name), None without the link."""
+    try:
+        return os.path.basename(os.readlink(_path(root, rel)))
+    except OSError:
+        return None
+
+
+def pci_device(root, address):
+    """What sysfs says about PCI device ``address`` (0000:03:00.1): its driver (None: bound to none), class
+    code (0x060400 for a PCI bridge) and IOMMU group (None: the IOMMU does not cover it); None when absent."""
+    rel = "/sys/bus/pci/devices/%s" % address
+    if not os.path.isdir(_path(root, rel)):
+        return None
+    text = read_text(root, rel + "/class")
+    try:
+        code = int(text, 16) if text else None
+    except ValueError:
+        code = None
+    return dict(address=address, driver=_link_name(root, rel + "/driver"), class_code=code,
+                iommu_group=_link_name(root, rel + "/iommu_group"))
+
+
+def iommu_info(root="/"):
+    groups = iommu_groups(root)
     cmdline = (read_text(root, "/proc/cmdline") or "").split()
     args = [a for a in cmdline if re.match(r"^(intel_iommu|amd_iommu|iommu)(=|\.)", a)]
     units = sorted(os.listdir(_path(root, "/sys/class/iommu"))) if os.path.isdir(_path(root, "/sys/class/iommu")) \

@@ -484,6 +484,8 @@ def _classify(record, root):
         if kind == "pci" and addr is not None:
             widths = (("domain", 4), ("bus", 2), ("slot", 2), ("function", 1))
             ident = "%s:%s:%s.%s" % tuple("%0*x" % (w, int(addr.get(k, "0"), 0)) for k, w in widths)
+        elif kind == "mdev" and addr is not None:
+            ident = addr.get("uuid")
         elif kind == "usb":
             vendor, product = dev.find("source/vendor"), dev.find("source/product")
             if vendor is not None and product is not None:

@@ -44,8 +44,10 @@ options:
       - Options set at the top level are defaults for every item (except O(name), O(uuid) and O(xml));
         an item's own value wins. Lists such as O(disks) replace the top-level list, they are not merged.
       - Waits (stopping, O(wait_for)) overlap across the batch.
+      - An item may be just a domain name, which then takes the top-level options (a profile of
+        settings applied to many domains).
     type: list
-    elements: dict
+    elements: raw
   state:
     description:
       - V(present) the domain is defined (a running domain is left running).
@@ -98,6 +100,88 @@ options:
   max_memory:
     description: Maximum memory (libvirt C(<memory>)), same units as O(memory). Defaults to O(memory). Needs a restart.
     type: raw
+  cputune:
+    description:
+      - CPU scheduling and placement of the guest (libvirt C(<cputune>)). Only the keys given are managed.
+      - On a running domain every key is applied live (cgroup CPU controller and CPU affinity of the QEMU
+        threads, as C(virsh schedinfo), C(vcpupin) and C(emulatorpin) do) and written to the definition.
+    type: dict
+    suboptions:
+      shares:
+        description: Relative CPU weight against other guests (2-262144; libvirt's default is 1024).
+        type: int
+      period:
+        description: CFS period for each vCPU in microseconds (1000-1000000).
+        type: int
+      quota:
+        description:
+          - CFS quota for each vCPU in microseconds per O(cputune.period) (1000-17592186044415), -1 for no cap.
+          - O(cputune.quota)/O(cputune.period) is the share of one host CPU a vCPU may use (50000/100000 = half).
+        type: int
+      emulator_period:
+        description: CFS period of the QEMU emulator threads (microseconds).
+        type: int
+      emulator_quota:
+        description: CFS quota of the QEMU emulator threads (microseconds), -1 for no cap.
+        type: int
+      global_period:
+        description: CFS period of the whole domain (microseconds).
+        type: int
+      global_quota:
+        description: CFS quota of the whole domain (microseconds), -1 for no cap.
+        type: int
+      vcpu_pins:
+        description:
+          - Pin vCPUs to host CPUs, a mapping of vCPU number to a host CPU set in libvirt's syntax
+            (V('0-3,^2'), V('5')). The mapping is the whole pinning layout, V({}) removes every pin.
+          - vCPU numbers must be below O(max_vcpus); host CPUs must exist on the host.
+        type: dict
+      emulator_pin:
+        description: Host CPU set for the QEMU emulator threads, e.g. V('0').
+        type: str
+  memtune:
+    description:
+      - Memory cgroup limits of the QEMU process (libvirt C(<memtune>)), sizes as for O(memory) or V(unlimited).
+      - Applied live on a running domain. O(memtune.hard_limit) must be above the guest's memory (QEMU needs
+        memory of its own beyond the guest's), otherwise the module refuses it.
+    type: dict
+    suboptions:
+      hard_limit:
+        description: Most memory the guest's QEMU process may use.
+        type: raw
+      soft_limit:
+        description: Memory the process is pushed back to when the host is short of memory.
+        type: raw
+      swap_hard_limit:
+        description: Most memory plus swap; at least O(memtune.hard_limit).
+        type: raw
+  numatune:
+    description:
+      - Host NUMA nodes the guest's memory is taken from (libvirt C(<numatune>)). Needs a restart.
+    type: dict
+    suboptions:
+      mode:
+        description: V(strict) fails when the nodes run out, V(preferred) falls back, V(interleave) spreads pages.
+        type: str
+        choices: [strict, preferred, interleave, restrictive]
+      nodeset:
+        description: Host NUMA nodes, e.g. V('0') or V('0-1').
+        type: str
+  memory_backing:
+    description:
+      - How guest memory is backed (libvirt C(<memoryBacking>)). Needs a restart.
+      - A guest on hugepages only starts when the host has enough free ones; the module warns at define time.
+    type: dict
+    suboptions:
+      hugepages:
+        description: Back the guest's memory with hugepages.
+        type: bool
+      hugepage_size:
+        description: Hugepage size, e.g. V(2MiB) or V(1GiB); implies O(memory_backing.hugepages). Default the host's.
+        type: raw
+      locked:
+        description: Lock the guest's memory in host RAM (never swapped); pair it with O(memtune.hard_limit).
+        type: bool
   arch:
     description: Guest architecture, for example V(x86_64). Default chosen by libvirt for a new domain.
     type: str
@@ -370,6 +454,64 @@ options:
   purge_watchdogs:
     description: Remove watchdogs that are defined but not listed.
     type: bool
+  hostdevs:
+    description:
+      - Host devices passed through to the guest (libvirt C(<hostdev mode='subsystem'>)), each naming exactly one of
+        O(hostdevs[].pci), O(hostdevs[].usb) or O(hostdevs[].mdev), and identified by that host-side source.
+      - PCI and USB devices are hot-plugged into a running domain; mediated devices and changes of O(hostdevs[].managed)
+        need a restart.
+      - "A PCI device is refused unless its whole IOMMU group can be given to a guest: every other member of the group
+        must be bound to C(vfio-pci), C(pci-stub) or no driver, be a PCI bridge, or be listed in O(hostdevs) too. It
+        is also refused when it does not exist or the IOMMU is off. The check reads this machine's sysfs, so it runs
+        only when O(uri) is a local QEMU/KVM connection; otherwise it is skipped with a warning."
+    type: list
+    elements: dict
+    suboptions:
+      pci:
+        description:
+          - A PCI function passed through with VFIO, as C(lspci -D) prints it, V(0000:03:00.1) (V(03:00.1) means
+            domain V(0000)).
+        type: str
+      usb:
+        description: A USB device, by O(hostdevs[].usb.vendor) and O(hostdevs[].usb.product), or by
+          O(hostdevs[].usb.bus) and O(hostdevs[].usb.device).
+        type: dict
+        suboptions:
+          vendor:
+            description: Vendor id, V(0x) and 4 hex digits as C(lsusb) shows it (ID 046d:c52b is V('0x046d')). Quote it
+              in YAML.
+            type: str
+          product:
+            description: Product id, for example V('0xc52b').
+            type: str
+          bus:
+            description: USB bus number (C(lsusb) Bus 001 is V(1)). It changes when the device is plugged elsewhere.
+            type: int
+          device:
+            description: USB device number on that bus (1..127).
+            type: int
+      mdev:
+        description: UUID of a mediated device (vGPU, s390 subchannel or crypto queue), as in C(/sys/bus/mdev/devices).
+        type: str
+      model:
+        description: VFIO API of a mediated device. Default V(vfio-pci). Only with O(hostdevs[].mdev).
+        type: str
+        choices: [vfio-pci, vfio-ccw, vfio-ap]
+      managed:
+        description:
+          - For PCI and USB, default V(true) - libvirt detaches the device from its host driver (binds a PCI device to
+            C(vfio-pci)) when the guest starts and gives it back when it stops.
+          - V(false) leaves binding to you; a PCI device must then already be bound to C(vfio-pci).
+        type: bool
+      iommu_check:
+        description:
+          - V(false) skips the IOMMU group check of this PCI device, with a warning, to define a domain for hardware
+            this host does not have yet. libvirt still refuses to start the domain until it can assign the device.
+          - Default V(true).
+        type: bool
+  purge_hostdevs:
+    description: Remove PCI, USB and mediated host devices that are defined but not listed (other hostdevs are kept).
+    type: bool
   serial_console:
     description: A serial port on a pty with the console on it (V(true) for a new domain). Needs a restart.
     type: bool
@@ -480,6 +622,56 @@ EXAMPLES = r"""
     memory: 1G
     max_memory: 2G
     allow_restart: true   # raising the maxima needs one restart
+
+- name: Night profile for a batch VM, live - more CPU weight, two pinned vCPUs, a memory cap
+  virtforge.libvirt.domain:
+    name: batch1
+    cputune:
+      shares: 4096
+      quota: -1
+      vcpu_pins: {0: "2", 1: "3"}
+      emulator_pin: "0-1"
+    memtune:
+      hard_limit: 6GiB
+      soft_limit: 4GiB
+
+- name: A database guest on 1 GiB hugepages from NUMA node 0 (applied at the next start)
+  virtforge.libvirt.domain:
+    name: db1
+    memory_backing:
+      hugepage_size: 1GiB
+    numatune:
+      mode: strict
+      nodeset: "0"
+    allow_restart: true
+
+- name: Pass a GPU and its audio function (one IOMMU group) and a USB receiver through
+  virtforge.libvirt.domain:
+    name: gpu1
+    hostdevs:
+      - pci: "0000:03:00.0"
+      - pci: "0000:03:00.1"
+      - usb: {vendor: "0x046d", product: "0xc52b"}
+    state: running
+
+- name: Define a guest for a card that is not in this host yet (not started; the IOMMU check is skipped)
+  virtforge.libvirt.domain:
+    name: nic-spare
+    vcpus: 2
+    memory: 2GiB
+    hostdevs:
+      - pci: "0000:81:00.0"
+        iommu_check: false
+    state: present
+
+- name: A vGPU (mediated device) in the definition, every other pass-through device removed
+  virtforge.libvirt.domain:
+    name: desk1
+    hostdevs:
+      - mdev: 4b20d080-1b54-4048-85b3-a6a62d165c01
+        model: vfio-pci
+    purge_hostdevs: true
+    allow_restart: true
 
 - name: Stop, powering off after 60 s if the guest ignores the shutdown request
   virtforge.libvirt.domain:

@@ -11,7 +11,7 @@ short_description: Attach, update or detach devices of an existing libvirt domai
 version_added: 0.1.0
 description:
   - Manages one device (O(device)) or a list (O(devices)) of an existing domain (disks, network
-    interfaces, controllers, RNGs, watchdogs), each item naming its C(kind).
+    interfaces, controllers, RNGs, watchdogs, host devices passed through), each item naming its C(kind).
   - Each kind is the same option group the M(virtforge.libvirt.domain) module uses for its lists, so an item
     takes exactly the options of one item of that module's O(virtforge.libvirt.domain#module:disks) or
     O(virtforge.libvirt.domain#module:interfaces), is validated and canonicalised the same way, and is found again
@@ -50,6 +50,10 @@ options:
         C(kind=watchdog) (identity C(model)) take the options of the domain module's
         O(virtforge.libvirt.domain#module:controllers), O(virtforge.libvirt.domain#module:rngs) and
         O(virtforge.libvirt.domain#module:watchdogs) items. SCSI controllers and RNGs can be hot-plugged.
+      - C(kind=hostdev) takes the options of an item of O(virtforge.libvirt.domain#module:hostdevs) (exactly one of
+        C(pci), C(usb) or C(mdev), which is also its identity; C(managed), C(model), C(iommu_check)). PCI and USB
+        devices can be hot-plugged. A PCI device goes through the same IOMMU group check as there (on a local
+        QEMU/KVM connection); members of one IOMMU group listed in the same task count as passed through together.
       - With O(state=absent) only the identity (C(dev), C(mac)) and C(kind) are needed; the other options must
         still be valid.
     type: list
@@ -110,6 +114,23 @@ EXAMPLES = r"""
       mac: 52:54:00:10:00:03
       bridge: br0
       model: e1000e
+
+- name: Hot-plug a USB security key and a VFIO NIC function into a running VM (and keep them in its definition)
+  virtforge.libvirt.domain_device:
+    name: build1
+    devices:
+      - kind: hostdev
+        usb: {vendor: "0x1050", product: "0x0407"}
+      - kind: hostdev
+        pci: "0000:04:00.1"
+
+- name: Unplug the USB key again
+  virtforge.libvirt.domain_device:
+    name: build1
+    state: absent
+    device:
+      kind: hostdev
+      usb: {vendor: "0x1050", product: "0x0407"}
 
 - name: Detach the data disk from the running VM and from its definition
   virtforge.libvirt.domain_device:

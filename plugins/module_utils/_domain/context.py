@@ -42,6 +42,8 @@ class HostCache(object):
         self.format_hints = {}
         #: whether disk paths can be checked on this machine (local QEMU driver)
         self.local_files = is_local_uri(uri) and (uri or "qemu").startswith("qemu")
+        #: where this machine's sysfs is read from when local_files (hostdevs' IOMMU group check)
+        self.sysfs_root = "/"
 
     def capabilities(self):
         if self._caps is None:
@@ -68,6 +70,15 @@ class HostCache(object):
                 if node.text == machine and node.get("canonical"):
                     return node.get("canonical")
         return machine
+
+    def host_cpu_ids(self):
+        """Ids of the host's CPUs (from the capabilities' NUMA topology), or None when not reported."""
+        ids = [int(n) for n in self.capabilities().xpath("./host/topology/cells/cell/cpus/cpu/@id")]
+        return set(ids) or None
+
+    def host_numa_node_ids(self):
+        ids = [int(n) for n in self.capabilities().xpath("./host/topology/cells/cell/@id")]
+        return set(ids) or None
 
     def network_names(self):
         if self._networks is None:

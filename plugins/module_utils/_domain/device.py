@@ -32,7 +32,7 @@ TARGETS = ["auto", "live", "config", "both"]
 
 #: kind -> (group name in DomainSpec, options that identify one item of it)
 KINDS = dict(disk=("disks", ("dev",)), interface=("interfaces", ("mac",)), controller=("controllers", ("type",)),
-             rng=("rngs", ()), watchdog=("watchdogs", ()))
+             rng=("rngs", ()), watchdog=("watchdogs", ()), hostdev=("hostdevs", ()))
 
 
 def argument_spec():
@@ -121,6 +121,9 @@ class DeviceManager(object):
                                          option="devices[%d]" % index)
                 seen[key] = index
                 self.index_of[(name, key)] = index
+        if self.module.params["state"] != "absent":
+            for name, items in out.items():  # host checks over each kind's items (hostdev: IOMMU groups)
+                self.groups[name].check_host([("devices[%d]" % i, validated[i][2], canon) for i, canon in items], ctx)
         return out
 
     # --------------------------------------------------------------------- plan

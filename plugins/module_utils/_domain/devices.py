@@ -7,8 +7,9 @@ A device kind is one :class:`DeviceGroup` subclass: its item options (``item_spe
 one item becomes canonical (``desired_item``), how one element reads (``read_element``) and
 writes (``write_item``), and whether it can be hot-plugged. The ``domain`` module uses the
 groups on a list of items; a ``domain_device`` module can use the same group on one item.
-Adding a device kind (controllers, hostdev, rng, tpm, watchdog...) means adding one class here
-and listing it in spec.DomainSpec.groups.
+Adding a device kind (controllers, rng, tpm, watchdog...) means adding one class here (or in a
+module of its own, as hostdev.py does for pass-through) and listing it in spec.DomainSpec.groups
+and in device.KINDS.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class DeviceGroup(ListGroup):
             if key in seen:
                 raise ctx.error("%r is listed twice" % key, "%s[%d]" % (self.option, i))
             seen.add(key)
+        self.check_host([("%s[%d]" % (self.option, i), raw[i], item) for i, item in enumerate(items)], ctx)
         return items
 
     def desired_item(self, item, index, ctx):
@@ -75,6 +77,13 @@ class DeviceGroup(ListGroup):
     def finish_items(self, items, raw, ctx):
         """Fill in what depends on the whole list (e.g. automatic target names)."""
         return items
+
+    def check_host(self, items, ctx):
+        """Checks of the whole list against the host (hostdev: IOMMU groups); nothing by default.
+
+        ``items`` are ``(where, raw item, canonical item)``, ``where`` the option naming the item
+        (``hostdevs[0]`` here, ``devices[3]`` in ``domain_device``, which calls this hook too).
+        """
 
     def elements(self, root):
         devices = root.find("devices")

@@ -584,7 +584,12 @@ def _only(plan, changes):
 def _message(exc):
     if isinstance(exc, VirtforgeError):
         return exc.message
-    return "libvirt: %s" % exc.get_error_message()
+    msg = "libvirt: %s" % exc.get_error_message()
+    if "limit locked memory" in msg:
+        msg += (" (memtune.hard_limit and memory_backing.locked make libvirt raise QEMU's locked-memory limit;"
+                " that needs libvirtd to hold CAP_SYS_RESOURCE, which containers often drop. Lift memtune.hard_limit"
+                " or run libvirtd with that capability)")
+    return msg
 
 
 def run_module(module):

@@ -11,10 +11,12 @@ import copy
 from .._engine import DocumentSpec, parse_xml
 from .._libvirt import CONNECTION_ARGSPEC
 from .devices import ControllerGroup, DiskGroup, InterfaceGroup, RngGroup, WatchdogGroup
+from .hostdev import HostdevGroup
 from .groups import (
     AutostartGroup, CpuGroup, DomainTypeGroup, GraphicsGroup, GuestAgentGroup, IdentityGroup, MemoryGroup,
     OsGroup, SerialConsoleGroup, TagsGroup,
 )
+from .tuning import CpuTuneGroup, MemoryBackingGroup, MemTuneGroup, NumaTuneGroup
 
 try:
     from lxml import etree
@@ -44,8 +46,9 @@ class DomainSpec(DocumentSpec):
     kind = "domain"
     root_tag = "domain"
     groups = (
-        IdentityGroup(), DomainTypeGroup(), CpuGroup(), MemoryGroup(), OsGroup(), ControllerGroup(), DiskGroup(),
-        InterfaceGroup(), RngGroup(), WatchdogGroup(),
+        IdentityGroup(), DomainTypeGroup(), CpuGroup(), MemoryGroup(), CpuTuneGroup(), MemTuneGroup(),
+        NumaTuneGroup(), MemoryBackingGroup(), OsGroup(), ControllerGroup(), DiskGroup(),
+        InterfaceGroup(), RngGroup(), WatchdogGroup(), HostdevGroup(),
         SerialConsoleGroup(), GuestAgentGroup(), GraphicsGroup(), TagsGroup(), AutostartGroup(),
     )
 
@@ -116,7 +119,7 @@ def module_argument_spec():
         top[key]["default"] = default
     # Items are validated one by one against item_argument_spec() (see manager.Entry): the
     # documentation then describes each option once, not once more under domains.
-    top["domains"] = dict(type="list", elements="dict")
+    top["domains"] = dict(type="list", elements="raw")
     top.update(CONNECTION_ARGSPEC)
     return top
 
@@ -130,8 +133,11 @@ def validate_item(item, index):
     """Validate and convert one ``domains`` item like Ansible validates top-level options."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
     from .._errors import VirtforgeError
+    if isinstance(item, str) and item:
+        item = dict(name=item)  # a bare name: the domain with the top-level options
     if not isinstance(item, dict):
-        raise VirtforgeError("each item must be a dictionary of domain options", option="domains[%d]" % index)
+        raise VirtforgeError("each item must be a dictionary of domain options or a domain name",
+                             option="domains[%d]" % index)
     result = ArgumentSpecValidator(item_argument_spec()).validate(item)
     if result.error_messages:
         raise VirtforgeError("; ".join(result.error_messages), option="domains[%d]" % index,

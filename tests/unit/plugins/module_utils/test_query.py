@@ -385,3 +385,12 @@ def test_paravirtual_only_domain_is_migratable():
     rec = _classified("<domain><name>x</name><devices><disk type='file' device='disk'><source file='/a'/>"
                       "<target dev='vda' bus='virtio'/></disk></devices></domain>")
     assert rec["migratable"] is True and rec["migration_blockers"] == [] and rec["hostdevs"] == []
+
+
+def test_mediated_device_named_by_its_uuid():
+    rec = _classified("<domain><name>x</name><devices><hostdev mode='subsystem' type='mdev' model='vfio-pci'>"
+                      "<source><address uuid='4b20d080-1b54-4048-85b3-a6a62d165c01'/></source></hostdev>"
+                      "</devices></domain>")
+    assert rec["hostdevs"] == [dict(type="mdev", source="4b20d080-1b54-4048-85b3-a6a62d165c01",
+                                    io_class="pass-through")]
+    assert rec["migration_blockers"] == ["hostdev mdev 4b20d080-1b54-4048-85b3-a6a62d165c01 is passed through"]

@@ -215,3 +215,17 @@ def test_wait_timeout_fails_naming_the_option(conn):
     # a batch names the item
     res = fail(dict(state="running", wait_for=["ip"], wait_timeout=0, domains=[dict(name="vft-dom-w")]))
     assert "domains[0].wait_timeout" in res["msg"]
+
+
+def test_batch_of_bare_names_takes_the_top_level_options(conn):
+    ok(dict(memory=128, domains=["vft-dom-n1", dict(name="vft-dom-n2")]))
+    res = ok(dict(memory=256, cputune=dict(shares=512), domains=["vft-dom-n1", "vft-dom-n2"]))
+    assert [d["name"] for d in res["domains"]] == ["vft-dom-n1", "vft-dom-n2"] and res["changed"]
+    for name in ("vft-dom-n1", "vft-dom-n2"):
+        xml = conn.lookupByName(name).XMLDesc(2)
+        assert "<shares>512</shares>" in xml and "<currentMemory unit='KiB'>262144</currentMemory>" in xml
+    assert not ok(dict(memory=256, cputune=dict(shares=512), domains=["vft-dom-n1", "vft-dom-n2"]))["changed"]
+    res = fail(dict(domains=["vft-dom-n1", 5]))
+    assert res["msg"].startswith("domains[1]:") and "domain name" in res["msg"]
+    res = fail(dict(domains=[""]))
+    assert res["msg"].startswith("domains[0]:")

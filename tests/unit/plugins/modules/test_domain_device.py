@@ -166,3 +166,21 @@ def test_fifth_ide_disk_refused_naming_the_device(conn):
     res = fail(dict(name="vft-dev-off", devices=[NIC, dict(kind="disk", dev="hde", bus="ide", path="/guest/e.raw")]))
     assert res["option"] == "devices[1].bus" and "5 IDE devices exceed the limit of 4" in res["msg"]
     assert inactive(conn, "vft-dev-off") == before
+
+
+def test_hostdev_kind(conn, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
+    args = dict(name="vft-dev-off", devices=[dict(kind="hostdev", pci="03:00.1"),
+                                             dict(kind="hostdev", usb=dict(vendor="0x046d", product="0xc52b"))])
+    res = ok(args)
+    assert [c["path"] for c in res["changes"]] == ["hostdevs[0000:03:00.1]", "hostdevs[usb:046d:c52b]"]
+    # test:///default is not this machine's QEMU: the IOMMU group check is skipped, and said so
+    assert any("IOMMU group check of 0000:03:00.1 was skipped" in w for w in warnings)
+    xml = inactive(conn, "vft-dev-off")
+    assert "bus='0x03'" in xml and "<vendor id='0x046d'/>" in xml
+    assert not ok(args)["changed"]
+    gone = ok(dict(name="vft-dev-off", state="absent", device=dict(kind="hostdev", pci="0000:03:00.1")))
+    assert [c["action"] for c in gone["changes"]] == ["remove"] and "bus='0x03'" not in inactive(conn, "vft-dev-off")
+    res = fail(dict(name="vft-dev-off", device=dict(kind="hostdev", pci="0000:03:00.1", usb=dict(bus=1, device=2))))
+    assert res["option"] == "devices[0].usb" and "only one of pci, usb, mdev" in res["msg"]
