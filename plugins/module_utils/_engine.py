@@ -215,6 +215,10 @@ class ListGroup(OptionGroup):
         """Create (element None) or update one element from a desired item; return the element."""
         raise NotImplementedError
 
+    def remove_item(self, root, key, ctx):
+        """Remove one item (and anything the document keeps for it elsewhere)."""
+        remove(self.find_element(root, key, ctx))
+
     def desired(self, params, ctx):
         items = self.desired_items(params, ctx)
         if items is None:
@@ -264,7 +268,7 @@ class ListGroup(OptionGroup):
             for old in self.read_items(root, ctx):
                 key = self.item_key(old)
                 if key not in wanted:
-                    remove(self.find_element(root, key, ctx))
+                    self.remove_item(root, key, ctx)
 
 
 class DocumentSpec(object):

@@ -321,7 +321,7 @@ options:
         in the list (prefix V(52:54:00)), the same on every run.
       - Interfaces already defined but not listed are kept unless O(purge_interfaces=true).
       - New interfaces are hot-plugged into a running domain; changes to an existing one need a restart,
-        except O(interfaces[].bandwidth).
+        except O(interfaces[].bandwidth) and O(interfaces[].app_qos).
     type: list
     elements: dict
     suboptions:
@@ -385,6 +385,61 @@ options:
               burst:
                 description: KiB that may be sent at peak rate.
                 type: int
+      app_qos:
+        description:
+          - Per-application traffic classes inside this NIC - a guaranteed rate and a ceiling per application,
+            chosen by TCP or UDP port - realised with tc HTB classes on the NIC's host-side tap (traffic to the
+            guest) and on an IFB device fed by the tap's ingress (traffic from the guest).
+          - A class takes packets whose source or destination port is one of its ports (IPv4 and IPv6);
+            unmatched traffic shares what the classes do not reserve. Classes may borrow up to their ceiling.
+          - Kept in the domain's metadata; applied at once to a running domain (tc runs in the network namespace
+            of the domain's QEMU process; only for this machine's QEMU driver) and rebuilt at every start by the
+            libvirt hook that M(virtforge.libvirt.qos_hook) installs. V({}) removes the classes.
+          - Not with O(interfaces[].bandwidth) on the same side (both would shape the tap); only for NICs with a
+            tap (V(network), V(bridge)). See docs/devices.md.
+        type: dict
+        suboptions:
+          link:
+            description:
+              - The NIC's total rate, shared between the classes, e.g. V(1gbit).
+              - Rates take tc's units - V(bit), V(kbit), V(mbit), V(gbit) (bits/s, powers of 1000) or V(bps),
+                V(kbps), V(mbps) (bytes/s); a bare number is kbit/s.
+            type: raw
+          direction:
+            description: Shape traffic to the guest (V(inbound)), from it (V(outbound)) or V(both).
+            type: str
+            choices: [both, inbound, outbound]
+            default: both
+          classes:
+            description: The applications. Their rates together must not exceed O(interfaces[].app_qos.link).
+            type: list
+            elements: dict
+            suboptions:
+              name:
+                description: Name of the class (1-32 letters, digits, C(.), C(_), C(-)).
+                type: str
+                required: true
+              ports:
+                description: The application's ports; a port belongs to one class per protocol.
+                type: list
+                elements: int
+                required: true
+              protocol:
+                description: Transport protocol of the ports.
+                type: str
+                choices: [tcp, udp]
+                default: tcp
+              rate:
+                description: Guaranteed rate.
+                type: raw
+                required: true
+              ceil:
+                description: Most the class may use by borrowing unused bandwidth; default the link rate.
+                type: raw
+              priority:
+                description: 0 (served first when borrowing) to 7.
+                type: int
+                default: 4
   purge_interfaces:
     description: Remove interfaces that are defined but not listed in O(interfaces).
     type: bool
@@ -622,6 +677,18 @@ EXAMPLES = r"""
     memory: 1G
     max_memory: 2G
     allow_restart: true   # raising the maxima needs one restart
+
+- name: Split one NIC between applications (SAP 100 Mb/s, Exchange 70, backup 30), changeable live
+  virtforge.libvirt.domain:
+    name: app1
+    interfaces:
+      - network: default
+        app_qos:
+          link: 200mbit
+          classes:
+            - {name: sap, ports: [3200, 3300], rate: 100mbit, priority: 1}
+            - {name: exchange, ports: [443, 25], rate: 70mbit, priority: 2}
+            - {name: backup, ports: [10000], rate: 30mbit, ceil: 200mbit, priority: 6}
 
 - name: Night profile for a batch VM, live - more CPU weight, two pinned vCPUs, a memory cap
   virtforge.libvirt.domain:

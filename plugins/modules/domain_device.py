@@ -44,7 +44,8 @@ options:
         (C(dev) required, C(path) or C(pool) and C(volume), C(bus), C(format), C(device), C(readonly), C(cache),
         C(io), C(discard)). Disks on the V(virtio), V(scsi) and V(usb) buses can be hot-plugged.
       - C(kind=interface) takes the options of an item of O(virtforge.libvirt.domain#module:interfaces)
-        (C(mac) required, C(network), C(bridge), C(direct) or C(type=user), C(model)). Interfaces can be
+        (C(mac) required, C(network), C(bridge), C(direct) or C(type=user), C(model), C(bandwidth), C(app_qos)).
+        Interfaces can be
         hot-plugged. A MAC address used by another domain on the same host is refused.
       - C(kind=controller) (identity C(type) and C(index), default 0), C(kind=rng) (identity C(backend)) and
         C(kind=watchdog) (identity C(model)) take the options of the domain module's

@@ -19,7 +19,7 @@ import copy
 import re
 import time
 
-from .._engine import Change, Plan, parse_xml, remove, to_xml
+from .._engine import Change, Plan, parse_xml, to_xml
 from .._errors import VirtforgeError
 from .._libvirt import libvirt, module_connection
 from .._validate import check_name
@@ -143,7 +143,7 @@ class DeviceManager(object):
                     old = group.read_element(element, ctx)
                     changes.append(Change("%s[%s]" % (name, key), old, None, group=name, key=key,
                                           live=group.hotpluggable(old) if scope == "live" else None))
-                    remove(element)
+                    group.remove_item(after, key, ctx)
                 desired[name] = dict(items=[], purge=False)
                 continue
             want = dict(items=[i for _idx, i in items], purge=False)

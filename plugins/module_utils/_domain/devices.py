@@ -21,6 +21,7 @@ import re
 from .._engine import ListGroup, path_element, remove
 from .._errors import VirtforgeError
 from .._libvirt import libvirt
+from . import appqos
 
 try:
     from lxml import etree
@@ -518,8 +519,9 @@ class InterfaceGroup(DeviceGroup):
             inbound=dict(type="dict", options={k: dict(type="int") for k in BANDWIDTH_KEYS["inbound"]}),
             outbound=dict(type="dict", options={k: dict(type="int") for k in BANDWIDTH_KEYS["outbound"]}),
         )),
+        app_qos=appqos.APP_QOS_SPEC,
     )
-    live_fields = frozenset(["bandwidth"])
+    live_fields = frozenset(["bandwidth", "app_qos"])
     _SOURCE_ATTR = dict(network="network", bridge="bridge", direct="dev")
 
     def item_key(self, item):
@@ -551,14 +553,24 @@ class InterfaceGroup(DeviceGroup):
                                 fix="Use six hex octets, e.g. 52:54:00:12:34:56")
         else:
             mac = stable_mac(ctx["name"], index)
+        bandwidth = canonical_bandwidth(item.get("bandwidth"), where, kind, ctx)
+        app_qos = appqos.canonical_app_qos(item.get("app_qos"), where, kind, bandwidth, ctx)
+        if app_qos:
+            appqos.warn_without_hook(ctx, where)
         return dict(mac=mac, type=kind, source=source, model=item.get("model") or "virtio",
-                    bandwidth=canonical_bandwidth(item.get("bandwidth"), where, kind, ctx))
+                    bandwidth=bandwidth, app_qos=app_qos)
 
     def apply_live(self, target, changes, desired, ctx):
-        """Bandwidth changes with virDomainSetInterfaceParameters; the rest as any device."""
-        rest = []
+        """Bandwidth with virDomainSetInterfaceParameters, app_qos with tc; the rest as any device."""
+        rest, qos = [], []
+        touches_qos = any(
+            (c.action == "update" and "app_qos" in c.after) or (c.action == "add" and (c.after or {}).get("app_qos"))
+            or (c.action == "remove" and (c.before or {}).get("app_qos")) for c in changes)
+        taps = appqos.live_taps(target) if touches_qos else {}  # read before a detach removes a tap
         for change in changes:
-            if change.action == "update" and set(change.after) <= {"bandwidth"}:
+            if change.action == "update" and "app_qos" in change.after and set(change.after) <= self.live_fields:
+                qos.append((change.key, change.after["app_qos"]))
+            if change.action == "update" and "bandwidth" in change.after and set(change.after) <= self.live_fields:
                 want, old = change.after["bandwidth"], (change.before or {}).get("bandwidth") or {}
                 params = {}
                 for direction, keys in BANDWIDTH_KEYS.items():
@@ -575,10 +587,22 @@ class InterfaceGroup(DeviceGroup):
                         option="interfaces[%s].bandwidth" % change.key,
                         fix="libvirt shapes with tc (htb and sfq qdiscs, ingress police); the host kernel must "
                             "provide sch_htb, sch_sfq, sch_ingress, cls_u32 and act_police") from None
-            else:
+            elif not (change.action == "update" and set(change.after) <= self.live_fields):
                 rest.append(change)
         if rest:
             super().apply_live(target, rest, desired, ctx)
+        added = [c for c in rest if c.action == "add" and c.after.get("app_qos")]
+        if added:
+            taps.update(appqos.live_taps(target))
+        qos += [(c.key, c.after["app_qos"]) for c in added]
+        qos += [(c.key, {}) for c in rest if c.action == "remove" and c.before.get("app_qos")]  # its IFB
+        if qos:
+            appqos.apply_live(ctx, taps, qos)
+            appqos.push_live_metadata(target, ctx["plan_after_root"])
+
+    def remove_item(self, root, key, ctx):
+        super().remove_item(root, key, ctx)
+        appqos.write_app_qos(root, key, {})  # its classes go with it
 
     def read_element(self, element, ctx):
         mac = element.find("mac")
@@ -593,6 +617,7 @@ class InterfaceGroup(DeviceGroup):
             model=model.get("type") if model is not None else None,
             bandwidth={d: v for d, v in ((d, _read_numbers(element.find("bandwidth/" + d), keys))
                                          for d, keys in BANDWIDTH_KEYS.items()) if v},
+            app_qos=appqos.read_app_qos(element),
         )
 
     def write_item(self, root, element, item, ctx):
@@ -626,6 +651,8 @@ class InterfaceGroup(DeviceGroup):
                     if direction in item["bandwidth"]:
                         etree.SubElement(node, direction, {k: str(item["bandwidth"][direction][k])
                                                            for k in keys if k in item["bandwidth"][direction]})
+        if item.get("app_qos") is not None:
+            appqos.write_app_qos(root, item["mac"], item["app_qos"])
         return element
 
 

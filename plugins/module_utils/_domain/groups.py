@@ -536,14 +536,8 @@ class TagsGroup(OptionGroup):
             etree.SubElement(node, "{%s}tag" % METADATA_NS).text = tag
 
     def apply_live(self, target, changes, desired, ctx):
-        node = self._instance(ctx["plan_after_root"], create=True)
-        # libvirt puts the element in the namespace itself: hand it over unqualified.
-        plain = etree.Element(METADATA_ROOT)
-        for item in node:
-            if isinstance(item.tag, str):
-                etree.SubElement(plain, etree.QName(item).localname, dict(item.attrib)).text = item.text
-        target.setMetadata(METADATA_ELEMENT, etree.tostring(plain, encoding="unicode"), METADATA_PREFIX,
-                           METADATA_NS, AFFECT_LIVE)
+        from .appqos import push_live_metadata
+        push_live_metadata(target, ctx["plan_after_root"])
 
 
 class AutostartGroup(OptionGroup):
