@@ -26,6 +26,13 @@ options:
   profiles:
     description: Named settings a VM picks with C(profile).
     type: dict
+  io_profiles:
+    description:
+      - Named I/O templates a VM picks with C(io_profile) - C(interfaces), C(extra_disks), C(hostdevs) and
+        C(root_iotune) - put before the VM's own NICs, disks and host devices.
+      - A VM that is only defined (C(state) present or stopped) gets its PCI host devices without the IOMMU group
+        check unless C(iommu_check) is set, so it can be defined before its host has the hardware.
+    type: dict
   pool:
     description: Storage pool for the VMs' disks.
     type: str
@@ -59,11 +66,15 @@ from ansible.errors import AnsibleFilterError
 STATES = ("running", "stopped", "present", "paused", "absent")
 CLONE_MODES = ("linked", "full", "reflink", "auto")
 # Keys of a VM that are the role's own; everything else in a VM is passed to the domain module as is.
-ROLE_KEYS = {"profile", "golden_image", "clone_mode", "root_size", "extra_disks", "network", "customize",
-             "state", "pool"}
+ROLE_KEYS = {"profile", "io_profile", "golden_image", "clone_mode", "root_size", "root_iotune", "extra_disks",
+             "network", "customize", "state", "pool"}
 DOMAIN_KEYS = {"vcpus", "max_vcpus", "memory", "max_memory", "cpu_mode", "cpu_model", "machine", "arch",
-               "firmware", "boot", "interfaces", "tags", "autostart", "title", "description", "graphics",
-               "serial_console", "guest_agent", "domain_type", "name"}
+               "firmware", "boot", "interfaces", "hostdevs", "tags", "autostart", "title", "description", "graphics",
+               "serial_console", "guest_agent", "domain_type", "name", "cputune", "memtune", "numatune",
+               "memory_backing"}
+IO_PROFILE_KEYS = {"interfaces", "extra_disks", "hostdevs", "root_iotune"}
+# what an extra disk may carry besides where it is made
+EXTRA_DISK_KEYS = {"size", "name", "bus", "format", "dev", "iotune", "cache", "io", "discard"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:-]*$")
 
 
@@ -84,10 +95,37 @@ def _merge(*layers):
     return out
 
 
-def vm_deploy_plan(vms, defaults=None, profiles=None, pool="default", golden_image=None, remove_storage=False):
+def _with_io_profile(vm, io_profiles, where):
+    """The VM with its I/O profile's NICs, disks and host devices put first (the VM's own follow)."""
+    name = vm.pop("io_profile", None)
+    if name is None:
+        return vm
+    if name not in io_profiles:
+        _fail("%s.io_profile: unknown I/O profile %r; known: %s"
+              % (where, name, ", ".join(sorted(io_profiles)) or "none (set vm_deploy_io_profiles)"))
+    template = io_profiles[name]
+    if not isinstance(template, dict):
+        _fail("vm_deploy_io_profiles.%s: must be a dict of %s" % (name, ", ".join(sorted(IO_PROFILE_KEYS))))
+    unknown = set(template) - IO_PROFILE_KEYS
+    if unknown:
+        _fail("vm_deploy_io_profiles.%s: unknown settings %s; an I/O profile takes %s"
+              % (name, ", ".join(sorted(unknown)), ", ".join(sorted(IO_PROFILE_KEYS))))
+    for key in ("interfaces", "extra_disks", "hostdevs"):
+        if key in template:
+            if not isinstance(template[key], list):
+                _fail("vm_deploy_io_profiles.%s.%s: must be a list" % (name, key))
+            vm[key] = copy.deepcopy(template[key]) + list(vm.get(key) or [])
+    if "root_iotune" in template and "root_iotune" not in vm:
+        vm["root_iotune"] = copy.deepcopy(template["root_iotune"])
+    return vm
+
+
+def vm_deploy_plan(vms, defaults=None, profiles=None, pool="default", golden_image=None, remove_storage=False,
+                   io_profiles=None):
     if not isinstance(vms, list):
         _fail("vm_deploy_vms must be a list of VMs, got %s" % type(vms).__name__)
     profiles = profiles or {}
+    io_profiles = io_profiles or {}
     plan = dict(vms=[], clones=[], disks=[], customizations=[], domains=[], absent=[], golden_images=[])
     seen = set()
     for index, raw in enumerate(vms):
@@ -107,6 +145,7 @@ def vm_deploy_plan(vms, defaults=None, profiles=None, pool="default", golden_ima
                   % (where, profile_name, ", ".join(sorted(profiles)) or "none (set vm_deploy_profiles)"))
         vm = _merge(defaults, profiles.get(profile_name) if profile_name else None, raw)
         vm.pop("profile", None)
+        vm = _with_io_profile(vm, io_profiles, where)
         unknown = set(vm) - ROLE_KEYS - DOMAIN_KEYS
         if unknown:
             _fail("%s: unknown settings %s; see the role's argument spec for vm_deploy_vms"
@@ -134,16 +173,23 @@ def vm_deploy_plan(vms, defaults=None, profiles=None, pool="default", golden_ima
             clone["capacity"] = vm["root_size"]
         plan["clones"].append(clone)
         disks = [dict(pool=vm_pool, volume=root, dev="vda", bus="virtio", format="qcow2")]
+        if vm.get("root_iotune") is not None:
+            disks[0]["iotune"] = vm["root_iotune"]
         for dindex, extra in enumerate(vm.get("extra_disks") or []):
             if not isinstance(extra, dict) or extra.get("size") is None:
                 _fail("%s.extra_disks[%d].size: every extra disk needs a size" % (where, dindex))
+            unknown = set(extra) - EXTRA_DISK_KEYS
+            if unknown:
+                _fail("%s.extra_disks[%d]: unknown settings %s; a disk takes %s"
+                      % (where, dindex, ", ".join(sorted(unknown)), ", ".join(sorted(EXTRA_DISK_KEYS))))
             vol = extra.get("name") or "%s-disk%d.qcow2" % (name, dindex + 1)
             plan["disks"].append(dict(name=vol, pool=vm_pool, capacity=extra["size"],
                                       format=extra.get("format", "qcow2")))
             disk = dict(pool=vm_pool, volume=vol, bus=extra.get("bus", "virtio"),
                         format=extra.get("format", "qcow2"))
-            if extra.get("dev"):
-                disk["dev"] = extra["dev"]
+            for key in ("dev", "iotune", "cache", "io", "discard"):
+                if extra.get(key) is not None:
+                    disk[key] = copy.deepcopy(extra[key])
             disks.append(disk)
         if vm.get("customize") is False:
             customize = None  # e.g. images that configure themselves with cloud-init
@@ -158,6 +204,10 @@ def vm_deploy_plan(vms, defaults=None, profiles=None, pool="default", golden_ima
         domain["disks"] = disks
         if "interfaces" not in domain and vm.get("network"):
             domain["interfaces"] = [dict(network=vm["network"], model="virtio")]
+        if domain.get("hostdevs") and state in ("present", "stopped"):
+            # defined before the host has the hardware: the IOMMU check waits for a start (with a warning)
+            domain["hostdevs"] = [dict(h, iommu_check=h.get("iommu_check", False)) if isinstance(h, dict) else h
+                                  for h in domain["hostdevs"]]
         domain["state"] = state
         plan["domains"].append(domain)
     return plan

@@ -75,3 +75,54 @@ def test_report_table():
 def test_customize_false_skips_customization():
     out = plan([dict(name="a", customize=False), dict(name="b")])
     assert [c["volume"] for c in out["customizations"]] == ["b.qcow2"]
+
+
+IO_PROFILES = {
+    "db-tier": dict(
+        interfaces=[dict(network="storage", bandwidth=dict(outbound=dict(average=125000)))],
+        extra_disks=[dict(size="50GiB", bus="scsi", cache="none", io="native",
+                          iotune=dict(total_iops_sec=2000))],
+        hostdevs=[dict(pci="0000:81:00.1")],
+        root_iotune=dict(total_bytes_sec=104857600),
+    ),
+}
+
+
+def test_io_profile_devices_come_first_and_defined_vms_skip_the_iommu_check():
+    out = plan([dict(name="db1", io_profile="db-tier", state="present", network=None,
+                     interfaces=[dict(network="default")], extra_disks=[dict(size="1GiB")]),
+                dict(name="db2", io_profile="db-tier", hostdevs=[dict(usb=dict(vendor="0x1050", product="0x0407"))])],
+               io_profiles=IO_PROFILES)
+    doms = {d["name"]: d for d in out["domains"]}
+    db1 = doms["db1"]
+    assert [i["network"] for i in db1["interfaces"]] == ["storage", "default"]
+    assert db1["interfaces"][0]["bandwidth"] == dict(outbound=dict(average=125000))
+    assert db1["disks"][0]["iotune"] == dict(total_bytes_sec=104857600)
+    assert db1["disks"][1] == dict(pool="default", volume="db1-disk1.qcow2", bus="scsi", format="qcow2",
+                                   cache="none", io="native", iotune=dict(total_iops_sec=2000))
+    assert db1["disks"][2]["volume"] == "db1-disk2.qcow2"
+    assert db1["hostdevs"] == [dict(pci="0000:81:00.1", iommu_check=False)]  # defined before the hardware exists
+    db2 = doms["db2"]
+    assert db2["hostdevs"] == [dict(pci="0000:81:00.1"), dict(usb=dict(vendor="0x1050", product="0x0407"))]
+    assert [d["name"] for d in out["disks"]] == ["db1-disk1.qcow2", "db1-disk2.qcow2", "db2-disk1.qcow2"]
+    # the profile's template is not changed by a VM
+    assert IO_PROFILES["db-tier"]["hostdevs"] == [dict(pci="0000:81:00.1")]
+
+
+def test_io_profile_with_tuning_from_a_profile():
+    batch = dict(cputune=dict(shares=4096), memtune=dict(soft_limit="1G"))
+    out = plan([dict(name="b1", profile="batch")], profiles=dict(batch=batch))
+    assert out["domains"][0]["cputune"] == dict(shares=4096) and out["domains"][0]["memtune"]["soft_limit"] == "1G"
+
+
+@pytest.mark.parametrize("vms, io_profiles, fragment", [
+    ([dict(name="x", io_profile="gold")], IO_PROFILES, "vm_deploy_vms[0] (x).io_profile: unknown I/O profile 'gold'"),
+    ([dict(name="x", io_profile="bad")], dict(bad=dict(vcpus=2)), "vm_deploy_io_profiles.bad: unknown settings vcpus"),
+    ([dict(name="x", io_profile="bad")], dict(bad=dict(interfaces="eth0")), "vm_deploy_io_profiles.bad.interfaces"),
+    ([dict(name="x", io_profile="bad")], dict(bad=[1]), "vm_deploy_io_profiles.bad: must be a dict"),
+    ([dict(name="x", extra_disks=[dict(size="1G", colour="red")])], {}, "extra_disks[0]: unknown settings colour"),
+])
+def test_bad_io_profile(vms, io_profiles, fragment):
+    with pytest.raises(AnsibleFilterError) as err:
+        plan(vms, io_profiles=io_profiles)
+    assert fragment in str(err.value)
