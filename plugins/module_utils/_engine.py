@@ -215,6 +215,10 @@ class ListGroup(OptionGroup):
         """Create (element None) or update one element from a desired item; return the element."""
         raise NotImplementedError
 
+    def purgeable(self, item):
+        """Whether ``purge`` may remove this unlisted item (some carry others, e.g. PCI controllers)."""
+        return True
+
     def remove_item(self, root, key, ctx):
         """Remove one item (and anything the document keeps for it elsewhere)."""
         remove(self.find_element(root, key, ctx))
@@ -251,7 +255,7 @@ class ListGroup(OptionGroup):
                                       key=key, live=live))
         if desired.get("purge"):
             for key, old in have.items():
-                if key not in wanted_keys:
+                if key not in wanted_keys and self.purgeable(old):
                     changes.append(Change("%s[%s]" % (self.name, key), old, None, group=self.name, key=key,
                                           live=self.hotplug if running else None))
         return changes
@@ -267,7 +271,7 @@ class ListGroup(OptionGroup):
         if desired.get("purge"):
             for old in self.read_items(root, ctx):
                 key = self.item_key(old)
-                if key not in wanted:
+                if key not in wanted and self.purgeable(old):
                     self.remove_item(root, key, ctx)
 
 

@@ -445,25 +445,36 @@ options:
     type: bool
   controllers:
     description:
-      - Controllers of type V(scsi), V(sata), V(usb) and V(virtio-serial), identified by type and index.
+      - Controllers of type V(scsi), V(sata), V(usb), V(virtio-serial) and V(pci), identified by type and index.
         Controllers libvirt adds by itself (PCI, the default USB controller) are never compared unless listed.
       - SCSI and virtio-serial controllers are hot-plugged into a running domain; others need a restart.
+      - V(pci) controllers give a domain room for hot-plugged devices (a running guest cannot get new ones) -
+        spare PCIe root ports on q35 (V(pcie-root-port)), PCI bridges on i440fx (V(pci-bridge)). libvirt fills
+        the indexes below a PCI controller's with root ports, so one item with index N gives all ports up to N.
+        O(purge_controllers) never removes PCI controllers (they carry the other devices).
+      - Before a hot-plug the module counts the running domain's free PCI slots (free root ports on q35, free
+        slots of the root bus and bridges on i440fx) and refuses a task that adds more PCI devices than fit,
+        changing nothing; the message says which index gives enough room.
     type: list
     elements: dict
     suboptions:
       type:
         description: Controller type.
         type: str
-        choices: [scsi, sata, usb, virtio-serial]
+        choices: [scsi, sata, usb, virtio-serial, pci]
       index:
-        description: Controller index (0..255), default 0. Disks on that bus use controller 0 unless addressed.
+        description:
+          - Controller index (0..255), default 0. Disks on that bus use controller 0 unless addressed.
+          - For V(pci), above 0 (the root bus, which libvirt manages).
         type: int
       model:
         description:
           - V(virtio-scsi) (default) or V(lsilogic) for SCSI; V(qemu-xhci) (default), V(nec-xhci), V(ich9-ehci1),
-            V(piix3-uhci) or V(none) for USB; none for SATA and virtio-serial.
+            V(piix3-uhci) or V(none) for USB; V(pcie-root-port) (default), V(pci-bridge) or V(pcie-to-pci-bridge)
+            for PCI; none for SATA and virtio-serial.
         type: str
-        choices: [virtio-scsi, lsilogic, qemu-xhci, nec-xhci, ich9-ehci1, piix3-uhci, none]
+        choices: [virtio-scsi, lsilogic, qemu-xhci, nec-xhci, ich9-ehci1, piix3-uhci, none, pcie-root-port,
+                  pci-bridge, pcie-to-pci-bridge]
   purge_controllers:
     description: Remove SCSI, SATA, USB and virtio-serial controllers that are defined but not listed.
     type: bool

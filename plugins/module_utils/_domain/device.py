@@ -23,6 +23,7 @@ from .._engine import Change, Plan, parse_xml, to_xml
 from .._errors import VirtforgeError
 from .._libvirt import libvirt, module_connection
 from .._validate import check_name
+from .buslimits import check_hotplug_slots
 from .context import DomainContext, HostCache
 from .devices import _MAC_RE
 from .spec import DomainSpec
@@ -160,6 +161,13 @@ class DeviceManager(object):
             if group_changes:
                 changes.extend(group_changes)
                 group.write(after, want, ctx)
+        if scope == "live":
+            try:
+                check_hotplug_slots(changes, self.groups, root)
+            except VirtforgeError as exc:  # "interfaces[MAC]" -> the devices[i] the user wrote
+                change = next(c for c in changes if c.path == exc.option)
+                raise VirtforgeError(exc.msg, option="devices[%d]" % self.index_of[(change.group, change.key)],
+                                     fix=exc.fix) from None
         plan = Plan(ctx["name"], "domain %s" % scope, to_xml(root), to_xml(after) if changes else to_xml(root),
                     changes, action="update" if changes else None)
         plan.desired = desired

@@ -116,6 +116,10 @@ class DeviceGroup(ListGroup):
     def hotpluggable(self, item):
         return self.hotplug
 
+    def needs_pci_slot(self, item):
+        """Whether the device sits in a PCI slot of its own (what a hot-plug needs a free one for)."""
+        return True
+
     def compare(self, desired, current, ctx):
         changes = super().compare(desired, current, ctx)
         if ctx.get("running"):
@@ -253,6 +257,9 @@ class DiskGroup(DeviceGroup):
                 rest.append(change)
         if rest:
             super().apply_live(target, rest, desired, ctx)
+
+    def needs_pci_slot(self, item):
+        return (item or {}).get("bus") == "virtio"  # SCSI, SATA, IDE and USB disks hang off a controller
 
     def hotpluggable(self, item):
         return (item or {}).get("bus") in _HOTPLUG_BUSES
@@ -669,22 +676,29 @@ class ControllerGroup(DeviceGroup):
     option = "controllers"
     tag = "controller"
     item_spec = dict(
-        type=dict(type="str", choices=["scsi", "sata", "usb", "virtio-serial"]),
+        type=dict(type="str", choices=["scsi", "sata", "usb", "virtio-serial", "pci"]),
         index=dict(type="int"),
         model=dict(type="str", choices=["virtio-scsi", "lsilogic", "qemu-xhci", "nec-xhci", "ich9-ehci1",
-                                        "piix3-uhci", "none"]),
+                                        "piix3-uhci", "none", "pcie-root-port", "pci-bridge", "pcie-to-pci-bridge"]),
     )
     _MODELS = {
         "scsi": ("virtio-scsi", "lsilogic"),
         "usb": ("qemu-xhci", "nec-xhci", "ich9-ehci1", "piix3-uhci", "none"),
+        "pci": ("pcie-root-port", "pci-bridge", "pcie-to-pci-bridge"),
     }
-    _DEFAULT_MODEL = dict(scsi="virtio-scsi", usb="qemu-xhci")
+    _DEFAULT_MODEL = dict(scsi="virtio-scsi", usb="qemu-xhci", pci="pcie-root-port")
 
     def item_key(self, item):
         return "%s:%d" % (item["type"], item["index"])
 
     def hotpluggable(self, item):
         return (item or {}).get("type") in ("scsi", "virtio-serial")
+
+    def purgeable(self, item):
+        return item.get("type") != "pci"  # PCI controllers carry the other devices; libvirt adds most itself
+
+    def needs_pci_slot(self, item):
+        return item.get("type") != "pci"
 
     def desired_item(self, item, index, ctx):
         where = "controllers[%d]" % index
@@ -693,6 +707,9 @@ class ControllerGroup(DeviceGroup):
         number = item.get("index") or 0
         if number < 0 or number > 255:
             raise ctx.error("index %d is outside 0..255" % number, where + ".index")
+        if item["type"] == "pci" and number == 0:
+            raise ctx.error("PCI controller 0 is the root bus, which libvirt manages", where + ".index",
+                            fix="Give spare root ports or bridges an index above the ones libvirt uses (e.g. 10)")
         model = item.get("model")
         allowed = self._MODELS.get(item["type"], ())
         if model and model not in allowed:
@@ -774,6 +791,9 @@ class WatchdogGroup(DeviceGroup):
         model=dict(type="str", choices=["i6300esb", "ib700", "diag288", "itco"]),
         action=dict(type="str", choices=["reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi"]),
     )
+
+    def needs_pci_slot(self, item):
+        return (item or {}).get("model") == "i6300esb"  # ib700 is ISA, itco is in the q35 chipset
 
     def item_key(self, item):
         return item["model"]

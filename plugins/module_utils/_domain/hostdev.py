@@ -98,6 +98,9 @@ class HostdevGroup(DeviceGroup):
     def hotpluggable(self, item):
         return (item or {}).get("type") in HOTPLUG_TYPES
 
+    def needs_pci_slot(self, item):
+        return (item or {}).get("type") != "usb"
+
     def elements(self, root):
         """Only the subsystem pass-through this group manages (SCSI hostdevs and others are left alone)."""
         return [e for e in super().elements(root) if e.get("mode", "subsystem") == "subsystem"

@@ -10,6 +10,7 @@ import copy
 
 from .._engine import DocumentSpec, parse_xml
 from .._libvirt import CONNECTION_ARGSPEC
+from .buslimits import check_hotplug_slots
 from .devices import ControllerGroup, DiskGroup, InterfaceGroup, RngGroup, WatchdogGroup
 from .hostdev import HostdevGroup
 from .groups import (
@@ -62,6 +63,15 @@ class DomainSpec(DocumentSpec):
         etree.SubElement(features, "acpi")
         etree.SubElement(features, "apic")
         return root
+
+    def plan(self, name, params, current_xml, ctx):
+        plan = super().plan(name, params, current_xml, ctx)
+        hotplug = any(c.action == "add" and c.live for c in plan.changes)
+        if hotplug and ctx.get("running") and ctx.get("domain") is not None:
+            if ctx.get("live_root") is None:
+                ctx["live_root"] = parse_xml(ctx["domain"].XMLDesc(0))
+            check_hotplug_slots(plan.changes, {g.name: g for g in self.groups}, ctx["live_root"])
+        return plan
 
     def desired(self, params, ctx):
         base = ctx.get("base_root")
