@@ -24,7 +24,12 @@ from ._libvirt import is_local_uri, libvirt
 from ._pool import LIFECYCLE_ARGSPEC, NameGroup, ObjectManager, inactive_xml
 from ._validate import check_name
 
-FORWARD_MODES = ("nat", "route", "open", "bridge", "none")
+try:
+    from lxml import etree
+except ImportError:  # pragma: no cover - reported by _libvirt.check_libraries
+    etree = None
+
+FORWARD_MODES = ("nat", "route", "open", "bridge", "hostdev", "none")
 BRIDGE_NAME_MAX = 15  # IFNAMSIZ - 1
 _BRIDGE_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
@@ -43,15 +48,23 @@ def check_bridge_name(value, option="bridge"):
 
 
 class ForwardGroup(OptionGroup):
+    """<forward mode>; with mode hostdev, the SR-IOV physical function whose VFs form the pool (<pf dev>)."""
+
     name = "forward"
-    argument_spec = dict(forward=dict(type="str", choices=list(FORWARD_MODES)))
+    argument_spec = dict(forward=dict(type="str", choices=list(FORWARD_MODES)), pf=dict(type="str"))
 
     def desired(self, params, ctx):
-        return dict(mode=params["forward"]) if params.get("forward") else {}
+        out = dict(mode=params["forward"]) if params.get("forward") else {}
+        if params.get("pf"):
+            out["pf"] = check_bridge_name(params["pf"], option="pf")
+        return out
 
     def current(self, root, ctx):
         node = root.find("forward")
-        return dict(mode="none" if node is None else node.get("mode") or "nat")
+        out = dict(mode="none" if node is None else node.get("mode") or "nat", pf=None)
+        if node is not None and node.find("pf") is not None:
+            out["pf"] = node.find("pf").get("dev")
+        return out
 
     def write(self, root, desired, ctx):
         node = root.find("forward")
@@ -65,11 +78,17 @@ class ForwardGroup(OptionGroup):
             anchor = root.find("uuid") if root.find("uuid") is not None else name
             if anchor is not None:
                 anchor.addnext(node)
-        if node.get("mode") != desired["mode"]:
+        mode = desired.get("mode", node.get("mode"))
+        if node.get("mode") != mode:
             for sub in list(node):
-                if sub.tag == "nat":
+                if sub.tag in ("nat", "pf", "address", "interface"):
                     remove(sub)
-        node.set("mode", desired["mode"])
+        node.set("mode", mode)
+        if mode == "hostdev":
+            node.set("managed", "yes")  # libvirt binds each VF to vfio-pci when a guest takes it
+        if "pf" in desired:
+            remove(node.find("pf"))
+            etree.SubElement(node, "pf", dev=desired["pf"])
 
 
 class BridgeGroup(OptionGroup):
@@ -393,6 +412,16 @@ class NetworkSpec(DocumentSpec):
 
     def validate(self, params, exists):
         check_name(params["name"], option="name", kind="network name")
+        if params.get("pf") and params.get("forward") not in ("hostdev", None):
+            raise VirtforgeError("pf goes with forward: hostdev (a pool of SR-IOV VFs)", option="pf")
+        if params.get("forward") == "hostdev":
+            if not params.get("pf") and not exists:
+                raise VirtforgeError("required with forward: hostdev (the SR-IOV physical function, e.g. enp3s0f0)",
+                                     option="pf")
+            for key in ("ip", "bridge", "stp", "delay", "domain_name", "mtu"):
+                if params.get(key) is not None:
+                    raise VirtforgeError("not supported with forward: hostdev (guests get VFs of %s directly)"
+                                         % (params.get("pf") or "the PF"), option=key)
         if params.get("forward") == "bridge":
             if not params.get("bridge") and not exists:
                 raise VirtforgeError("required with forward: bridge (the existing host bridge to use)",

@@ -330,13 +330,32 @@ options:
         type: str
       type:
         description:
-          - Interface type. Deduced from O(interfaces[].network), O(interfaces[].bridge) or
-            O(interfaces[].direct) when omitted.
+          - Interface type. Deduced from O(interfaces[].network), O(interfaces[].bridge),
+            O(interfaces[].direct) or O(interfaces[].pci) (V(hostdev)) when omitted.
         type: str
-        choices: [network, bridge, user, direct]
+        choices: [network, bridge, user, direct, hostdev]
       network:
-        description: libvirt network to attach to. It must exist.
+        description:
+          - libvirt network to attach to. It must exist.
+          - On a network with C(forward=hostdev) (a pool of SR-IOV VFs, see
+            O(virtforge.libvirt.network#module:pf)), the guest gets a VF of its own.
         type: str
+      pci:
+        description:
+          - An SR-IOV virtual function given to the guest as this NIC (C(<interface type='hostdev'>), VFIO,
+            managed), by PCI address (V(0000:03:10.1)). libvirt sets the VF's MAC (and O(interfaces[].vlan)) on
+            the PF. The VF goes through the same IOMMU group check as O(hostdevs[].pci).
+          - Not with O(interfaces[].model), O(interfaces[].bandwidth) or O(interfaces[].app_qos) (the VF is
+            hardware). Pass-through pins the domain to its host (not migratable).
+        type: str
+      vlan:
+        description: VLAN tag (1-4094) the PF puts on the VF's traffic. Only with O(interfaces[].pci).
+        type: int
+      iommu_check:
+        description:
+          - With O(interfaces[].pci), V(false) skips the IOMMU group check (with a warning), to define a domain
+            before its host has the hardware.
+        type: bool
       bridge:
         description: Host bridge to attach to.
         type: str

@@ -37,9 +37,16 @@ options:
     description:
       - Forward mode. V(none) is an isolated network (no C(<forward>) element); V(nat) masquerades to the
         host's uplinks; V(route) routes without NAT; V(open) adds no firewall rules; V(bridge) uses an
-        existing host bridge given in O(bridge) (no addresses, no DHCP).
+        existing host bridge given in O(bridge) (no addresses, no DHCP); V(hostdev) is a pool of the SR-IOV
+        virtual functions of the physical function O(pf) - each guest NIC on the network gets a VF of its own,
+        bound to vfio-pci by libvirt (C(managed)), with the NIC's MAC.
     type: str
-    choices: [nat, route, open, bridge, none]
+    choices: [nat, route, open, bridge, hostdev, none]
+  pf:
+    description:
+      - The SR-IOV physical function (host NIC name, e.g. V(enp3s0f0)) whose VFs form the pool of a
+        O(forward=hostdev) network. Its VFs must exist (C(sriov_numvfs)) for the network to start.
+    type: str
   bridge:
     description:
       - Name of the bridge (at most 15 characters). libvirt picks C(virbrN) when a new network sets none.
@@ -126,6 +133,14 @@ options:
 """
 
 EXAMPLES = r"""
+- name: A pool of SR-IOV VFs of enp3s0f0; guests with a NIC on it get a VF each
+  virtforge.libvirt.network:
+    name: vf-pool
+    forward: hostdev
+    pf: enp3s0f0
+    state: active
+    autostart: true
+
 - name: A NAT network with DHCP and two fixed addresses
   virtforge.libvirt.network:
     name: lab

@@ -517,10 +517,13 @@ class InterfaceGroup(DeviceGroup):
     hotplug = True
     item_spec = dict(
         mac=dict(type="str"),
-        type=dict(type="str", choices=["network", "bridge", "user", "direct"]),
+        type=dict(type="str", choices=["network", "bridge", "user", "direct", "hostdev"]),
         network=dict(type="str"),
         bridge=dict(type="str"),
         direct=dict(type="str"),
+        pci=dict(type="str"),
+        vlan=dict(type="int"),
+        iommu_check=dict(type="bool"),
         model=dict(type="str", choices=["virtio", "e1000e", "e1000", "rtl8139"]),
         bandwidth=dict(type="dict", options=dict(
             inbound=dict(type="dict", options={k: dict(type="int") for k in BANDWIDTH_KEYS["inbound"]}),
@@ -536,36 +539,71 @@ class InterfaceGroup(DeviceGroup):
 
     def desired_item(self, item, index, ctx):
         where = "interfaces[%d]" % index
-        given = [k for k in ("network", "bridge", "direct") if item.get(k)]
+        given = [k for k in ("network", "bridge", "direct", "pci") if item.get(k)]
         if len(given) > 1:
-            raise ctx.error("give only one of network, bridge, direct", where + "." + given[1])
-        kind = item.get("type") or (given[0] if given else None)
+            raise ctx.error("give only one of network, bridge, direct, pci", where + "." + given[1])
+        kind = item.get("type") or ({"pci": "hostdev"}.get(given[0], given[0]) if given else None)
         if kind is None:
-            raise ctx.error("an interface needs network, bridge, direct or type: user", where + ".network")
-        if given and given[0] != kind:
+            raise ctx.error("an interface needs network, bridge, direct, pci (an SR-IOV VF) or type: user",
+                            where + ".network")
+        if given and {"pci": "hostdev"}.get(given[0], given[0]) != kind:
             raise ctx.error("type %s does not go with %s" % (kind, given[0]), where + ".type")
         if kind in self._SOURCE_ATTR and not given:
             raise ctx.error("type %s needs the %s option" % (kind, kind), where + "." + kind)
+        if kind == "hostdev":
+            return self._desired_vf(item, where, ctx)
+        for key in ("vlan", "iommu_check"):
+            if item.get(key) is not None:
+                raise ctx.error("%s is for SR-IOV VF interfaces (pci) only" % key, where + "." + key)
         source = item.get(kind) if kind in self._SOURCE_ATTR else None
         if kind == "network" and source not in ctx.host.network_names():
             raise ctx.error("network %r does not exist" % source, where + ".network",
                             fix="Create it first (virtforge.libvirt.network) or fix the name")
         if source is not None and not re.match(r"^[A-Za-z0-9_.:+-]+$", source):
             raise ctx.error("%r is not a valid name" % source, where + "." + kind)
-        mac = item.get("mac")
-        if mac:
-            mac = mac.strip().lower().replace("-", ":")
-            if not _MAC_RE.match(mac) or int(mac[:2], 16) & 1:
-                raise ctx.error("%r is not a unicast MAC address" % item["mac"], where + ".mac",
-                                fix="Use six hex octets, e.g. 52:54:00:12:34:56")
-        else:
-            mac = stable_mac(ctx["name"], index)
+        mac = self._mac(item, where, ctx)
         bandwidth = canonical_bandwidth(item.get("bandwidth"), where, kind, ctx)
         app_qos = appqos.canonical_app_qos(item.get("app_qos"), where, kind, bandwidth, ctx)
         if app_qos:
             appqos.warn_without_hook(ctx, where)
         return dict(mac=mac, type=kind, source=source, model=item.get("model") or "virtio",
                     bandwidth=bandwidth, app_qos=app_qos)
+
+    def _desired_vf(self, item, where, ctx):
+        """An SR-IOV virtual function given to the guest as a NIC (<interface type='hostdev'>, VFIO)."""
+        from .hostdev import PCI_FORM, parse_pci_address  # pylint: disable=import-outside-toplevel
+        if not item.get("pci"):
+            raise ctx.error("type hostdev needs the VF's PCI address", where + ".pci", fix="Use " + PCI_FORM)
+        address = parse_pci_address(item["pci"])
+        if address is None:
+            raise ctx.error("%r is not a PCI address" % item["pci"], where + ".pci", fix="Use " + PCI_FORM)
+        for key in ("model", "bandwidth", "app_qos"):
+            if item.get(key):
+                raise ctx.error("a VF is the guest's own hardware: %s does not apply" % key, where + "." + key,
+                                fix="Set rates on the PF (ip link set PF vf N max_tx_rate ...) or use a tap-based NIC")
+        vlan = item.get("vlan")
+        if vlan is not None and not 1 <= vlan <= 4094:
+            raise ctx.error("VLAN %d is outside 1..4094" % vlan, where + ".vlan")
+        mac = self._mac(item, where, ctx)
+        return dict(mac=mac, type="hostdev", source=address, model=None, vlan=vlan, bandwidth=None, app_qos=None)
+
+    def _mac(self, item, where, ctx):
+        mac = item.get("mac")
+        if not mac:
+            return stable_mac(ctx["name"], int(where[where.index("[") + 1:-1]))
+        mac = mac.strip().lower().replace("-", ":")
+        if not _MAC_RE.match(mac) or int(mac[:2], 16) & 1:
+            raise ctx.error("%r is not a unicast MAC address" % item["mac"], where + ".mac",
+                            fix="Use six hex octets, e.g. 52:54:00:12:34:56")
+        return mac
+
+    def check_host(self, items, ctx):
+        """VF interfaces go through the same IOMMU group check as PCI host devices."""
+        from .hostdev import HostdevGroup  # pylint: disable=import-outside-toplevel
+        vfs = [(where, dict(raw, pci=raw.get("pci")), dict(item, type="pci", managed=True))
+               for where, raw, item in items if item.get("type") == "hostdev"]
+        if vfs:
+            HostdevGroup().check_host(vfs, ctx)
 
     def apply_live(self, target, changes, desired, ctx):
         """Bandwidth with virDomainSetInterfaceParameters, app_qos with tc; the rest as any device."""
@@ -607,6 +645,23 @@ class InterfaceGroup(DeviceGroup):
             appqos.apply_live(ctx, taps, qos)
             appqos.push_live_metadata(target, ctx["plan_after_root"])
 
+    @staticmethod
+    def _write_vf(element, item):
+        for child_tag in ("source", "model", "bandwidth", "vlan"):
+            remove(element.find(child_tag))
+        element.attrib.clear()
+        element.set("type", "hostdev")
+        element.set("managed", "yes")
+        domain, bus, rest = item["source"].split(":")
+        slot, function = rest.split(".")
+        source = etree.Element("source")
+        element.find("mac").addnext(source)
+        etree.SubElement(source, "address", type="pci", domain="0x" + domain, bus="0x" + bus, slot="0x" + slot,
+                         function="0x" + function)
+        if item.get("vlan"):
+            etree.SubElement(etree.SubElement(element, "vlan"), "tag", id=str(item["vlan"]))
+        return element
+
     def remove_item(self, root, key, ctx):
         super().remove_item(root, key, ctx)
         appqos.write_app_qos(root, key, {})  # its classes go with it
@@ -617,6 +672,16 @@ class InterfaceGroup(DeviceGroup):
         kind = element.get("type")
         model = element.find("model")
         attr = self._SOURCE_ATTR.get(kind)
+        if kind == "hostdev":
+            address = element.find("source/address")
+            parts = [address.get(k, "0") for k in ("domain", "bus", "slot", "function")] if address is not None \
+                else None
+            tag = element.find("vlan/tag")
+            return dict(
+                mac=mac.get("address").lower() if mac is not None else None, type=kind,
+                source="%04x:%02x:%02x.%x" % tuple(int(p, 16) if p.startswith("0x") else int(p) for p in parts)
+                if parts else None,
+                model=None, vlan=int(tag.get("id")) if tag is not None else None, bandwidth={}, app_qos={})
         return dict(
             mac=mac.get("address").lower() if mac is not None else None,
             type=kind,
@@ -631,6 +696,8 @@ class InterfaceGroup(DeviceGroup):
         if element is None:
             element = self.new_element(root, dict(type=item["type"]))
             etree.SubElement(element, "mac", address=item["mac"])
+        if item["type"] == "hostdev":
+            return self._write_vf(element, item)
         old_type = element.get("type")
         element.set("type", item["type"])
         source = element.find("source")

@@ -112,6 +112,7 @@ NETWORKS = {
     "net_route_v6.xml": dict(forward="route", ip=dict(address="fd00:252::1", prefix=64,
                                                       dhcp_ranges=[dict(start="fd00:252::100", end="fd00:252::1ff")])),
     "net_bridge.xml": dict(forward="bridge", bridge="br0"),
+    "net_vf_pool.xml": dict(forward="hostdev", pf="enp3s0f0"),
 }
 
 
@@ -183,6 +184,10 @@ def test_network_dhcp_hosts_are_kept_unless_purged():
     (dict(forward="bridge"), "bridge"),
     (dict(forward="bridge", bridge="br0", ip=dict(address="10.0.0.1", prefix=24)), "ip"),
     (dict(name="n<1>"), "name"),
+    (dict(forward="hostdev"), "pf"),
+    (dict(forward="nat", pf="enp3s0f0"), "pf"),
+    (dict(forward="hostdev", pf="enp3s0f0", ip=dict(address="10.0.0.1", prefix=24)), "ip"),
+    (dict(forward="hostdev", pf="enp3s0f0 x"), "pf"),
 ])
 def test_network_bad_input(given, option):
     spec = netmod.NetworkSpec()

@@ -354,3 +354,52 @@ def test_domain_device_iommu_check_false_warns_with_devices_name(local, tmp_path
     manager = DeviceManager(_Module(device=dict(kind="hostdev", pci="0000:81:00.0", iommu_check=False)))
     manager.canonical(manager.items(), make_ctx("vft-hd-unit"))
     assert local.warnings and local.warnings[0].startswith("devices[0].pci: iommu_check is false")
+
+
+# ---------------------------------------------------------------- SR-IOV VFs as NICs (interfaces[].pci)
+def test_vf_interface_xml_schema_and_idempotency(make_ctx, tmp_path):
+    spec = SPEC
+    params = dict(name="vft-vf", interfaces=[dict(pci="03:10.1", mac="52:54:00:0f:00:01", vlan=42, iommu_check=False),
+                                             dict(network="vflab-net", mac="52:54:00:0f:00:02")])
+    ctx = make_ctx("vft-vf", creating=True)
+    xml = spec.plan("vft-vf", params, None, ctx).after_xml
+    nic = parse_xml(xml).find("devices/interface[@type='hostdev']")
+    assert nic.get("managed") == "yes" and nic.find("mac").get("address") == "52:54:00:0f:00:01"
+    assert dict(nic.find("source/address").attrib) == dict(type="pci", domain="0x0000", bus="0x03", slot="0x10",
+                                                           function="0x1")
+    assert nic.find("vlan/tag").get("id") == "42" and nic.find("model") is None
+    path = tmp_path / "vf.xml"
+    path.write_text(xml)
+    assert VALIDATOR, "virt-xml-validate is missing: install libvirt-clients (make system-deps)"
+    result = subprocess.run([VALIDATOR, str(path), "domain"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert spec.plan("vft-vf", params, xml, make_ctx("vft-vf")).changes == []
+    # the VLAN changes in place; the VF is a PCI device for the hot-plug slot count
+    p = spec.plan("vft-vf", dict(params, interfaces=[dict(params["interfaces"][0], vlan=43)]), xml, make_ctx("vft-vf"))
+    assert [c.path for c in p.changes] == ["interfaces[52:54:00:0f:00:01]"]
+    group = {g.name: g for g in spec.groups}["interfaces"]
+    assert group.needs_pci_slot(dict(type="hostdev"))
+
+
+@pytest.mark.parametrize("nic, option, text", [
+    (dict(pci="03:10"), "interfaces[0].pci", "not a PCI address"),
+    (dict(type="hostdev"), "interfaces[0].pci", "needs the VF's PCI address"),
+    (dict(pci="03:10.1", model="virtio"), "interfaces[0].model", "does not apply"),
+    (dict(pci="03:10.1", bandwidth=dict(inbound=dict(average=100))), "interfaces[0].bandwidth", "does not apply"),
+    (dict(pci="03:10.1", vlan=4095), "interfaces[0].vlan", "1..4094"),
+    (dict(pci="03:10.1", network="vflab-net"), "interfaces[0].pci", "only one of"),
+    (dict(network="vflab-net", vlan=5), "interfaces[0].vlan", "SR-IOV VF"),
+])
+def test_bad_vf_interfaces(nic, option, text, make_ctx):
+    with pytest.raises(VirtforgeError) as info:
+        SPEC.plan("x", dict(name="x", interfaces=[nic]), None, make_ctx("x", creating=True))
+    assert info.value.option == option and text in info.value.msg
+
+
+def test_vf_interface_takes_the_iommu_group_check(make_ctx, local, tmp_path):
+    make_sysfs(tmp_path, groups={7: {"0000:03:10.1": ("iavf", NET), "0000:03:10.3": ("iavf", NET)}})
+    error = refused(dict(interfaces=[dict(pci="0000:03:10.1")]), make_ctx)
+    assert error.option == "interfaces[0].pci" and "IOMMU group 7" in error.msg and "0000:03:10.3 (driver iavf)" \
+        in error.msg
+    # both VFs of the group to this guest: fine
+    plan_new(dict(interfaces=[dict(pci="0000:03:10.1"), dict(pci="0000:03:10.3")]), make_ctx)
