@@ -11,6 +11,8 @@ PKGS=(
   virt-v2v nbdkit libnbd-bin
   # networking in the lab namespace
   iproute2 iptables dnsmasq-base netcat-openbsd bridge-utils
+  # TPM emulator behind guests' vTPM (libvirt runs swtpm_setup and swtpm)
+  swtpm swtpm-tools
   # misc tools used by tests
   xmlstarlet genisoimage rsync git make shellcheck openssl
   # virt-xml-validate (libvirt-clients) runs xmllint

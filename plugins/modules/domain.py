@@ -597,6 +597,52 @@ options:
   purge_hostdevs:
     description: Remove PCI, USB and mediated host devices that are defined but not listed (other hostdevs are kept).
     type: bool
+  balloon:
+    description:
+      - The memory balloon device (libvirt C(<memballoon>)). Its size is O(memory), changed live.
+      - O(balloon.stats_period) is changed on a running domain; the other keys take effect at the next start.
+    type: dict
+    suboptions:
+      model:
+        description: V(virtio) (libvirt's default for new domains) or V(none) for no balloon.
+        type: str
+        choices: [virtio, virtio-transitional, virtio-non-transitional, none]
+      stats_period:
+        description: Seconds between the guest's memory statistics reports (C(virsh dommemstat)), 0 for none.
+        type: int
+      autodeflate:
+        description: Let the guest take memory back from the balloon when it runs out (OOM).
+        type: bool
+      free_page_reporting:
+        description: The guest reports free pages, which the host reclaims.
+        type: bool
+  tpm:
+    description:
+      - A TPM for the guest (libvirt C(<tpm>)), e.g. for measured boot, BitLocker or LUKS sealed to the TPM.
+      - V(emulator) runs swtpm on the host (package C(swtpm)); its state (keys) lives on the host and is kept
+        when the domain is removed unless O(remove_storage=true). V(passthrough) hands over the host's TPM.
+      - Changes take effect at the next start.
+    type: dict
+    suboptions:
+      enabled:
+        description: V(false) removes the TPM.
+        type: bool
+        default: true
+      model:
+        description: V(tpm-crb) (TPM 2.0, default), V(tpm-tis), or V(spapr-tpm-proxy) (POWER).
+        type: str
+        choices: [tpm-crb, tpm-tis, spapr-tpm-proxy]
+      backend:
+        description: V(emulator) (default) or V(passthrough).
+        type: str
+        choices: [emulator, passthrough]
+      version:
+        description: TPM version of the emulator, V(2.0) (default) or V(1.2).
+        type: str
+        choices: ["2.0", "1.2"]
+      device:
+        description: The host TPM for V(passthrough), default V(/dev/tpm0).
+        type: path
   serial_console:
     description: A serial port on a pty with the console on it (V(true) for a new domain). Needs a restart.
     type: bool
@@ -658,6 +704,8 @@ options:
       - With O(state=absent), also delete the domain's writable disk images (pool volumes or local files).
       - An image that another volume uses as its backing file, or that another domain uses, is kept
         (RV(kept_storage), with a warning). CD-ROMs and read-only disks are never deleted.
+      - The UEFI variable store (NVRAM) and the vTPM state (keys, sealed secrets) are deleted only with
+        O(remove_storage=true) too; otherwise libvirt keeps them.
     type: bool
     default: false
 seealso:

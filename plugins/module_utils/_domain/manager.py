@@ -38,6 +38,9 @@ PARALLEL_WORKERS = 4
 XML_INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE
 UNDEFINE_MANAGED_SAVE = 1
 UNDEFINE_NVRAM = 4
+UNDEFINE_KEEP_NVRAM = 8
+UNDEFINE_TPM = 32
+UNDEFINE_KEEP_TPM = 64
 ADDR_SRC_LEASE = 0
 ADDR_SRC_AGENT = 1
 
@@ -402,10 +405,15 @@ class DomainManager(object):
     def _undefine(self, entry):
         if entry.dom is None or entry.error:
             return
+        # UEFI variables and vTPM state (keys, sealed secrets) are data: kept unless remove_storage
+        remove = bool(entry.params.get("remove_storage"))
         flags = UNDEFINE_MANAGED_SAVE
-        if entry.plan.before_xml and parse_xml(entry.plan.before_xml).find("./os/nvram") is not None \
-                or "firmware='efi'" in (entry.plan.before_xml or ""):
-            flags |= UNDEFINE_NVRAM
+        root = parse_xml(entry.plan.before_xml) if entry.plan.before_xml else None
+        if root is not None and (root.find("./os/nvram") is not None or root.find("./os").get("firmware") == "efi"
+                                 if root.find("./os") is not None else False):
+            flags |= UNDEFINE_NVRAM if remove else UNDEFINE_KEEP_NVRAM
+        if root is not None and root.find("./devices/tpm/backend[@type='emulator']") is not None:
+            flags |= UNDEFINE_TPM if remove else UNDEFINE_KEEP_TPM
         entry.dom.undefineFlags(flags)
         self.log("undefined %s" % entry.name)
         for path in entry.storage["remove"]:

@@ -17,6 +17,7 @@ from .groups import (
     AutostartGroup, CpuGroup, DomainTypeGroup, GraphicsGroup, GuestAgentGroup, IdentityGroup, MemoryGroup,
     OsGroup, SerialConsoleGroup, TagsGroup,
 )
+from .platform import BalloonGroup, TpmGroup
 from .tuning import CpuTuneGroup, MemoryBackingGroup, MemTuneGroup, NumaTuneGroup
 
 try:
@@ -49,7 +50,7 @@ class DomainSpec(DocumentSpec):
     groups = (
         IdentityGroup(), DomainTypeGroup(), CpuGroup(), MemoryGroup(), CpuTuneGroup(), MemTuneGroup(),
         NumaTuneGroup(), MemoryBackingGroup(), OsGroup(), ControllerGroup(), DiskGroup(),
-        InterfaceGroup(), RngGroup(), WatchdogGroup(), HostdevGroup(),
+        InterfaceGroup(), RngGroup(), WatchdogGroup(), HostdevGroup(), BalloonGroup(), TpmGroup(),
         SerialConsoleGroup(), GuestAgentGroup(), GraphicsGroup(), TagsGroup(), AutostartGroup(),
     )
 
