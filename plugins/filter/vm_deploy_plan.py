@@ -221,7 +221,7 @@ def vm_deploy_report(domains, volumes=None):
             backing[vol["name"]] = vol.get("backing") or ("full copy" if vol.get("exists") else "")
     rows = [("NAME", "STATE", "IP", "DISK BACKING")]
     for dom in domains or []:
-        # the domain module returns addresses as strings, domain_info as dicts with "address"
+        # entries as domain and domain_info return them (plain strings are accepted too)
         addresses = [a.get("address") if isinstance(a, dict) else a for a in dom.get("ip_addresses") or []]
         addresses = [a for a in addresses if a]
         rows.append((dom.get("name", ""), dom.get("state", ""), ", ".join(addresses) or "-",

@@ -286,8 +286,8 @@ class DomainQuery(object):
         for _dom, record in active:
             for nic in record["interfaces"]:
                 for network, lease in leases.get(nic.get("mac") or "", ()):
-                    self._add(record, _ip_entry(lease.get("ipaddr"), lease.get("prefix"), nic.get("mac"),
-                                                nic.get("target"), network, "lease", lease.get("hostname")))
+                    self._add(record, ip_entry(lease.get("ipaddr"), lease.get("prefix"), nic.get("mac"),
+                                               nic.get("target"), network, "lease", lease.get("hostname")))
 
     def _per_domain(self, kept, source):
         failed = []
@@ -310,8 +310,8 @@ class DomainQuery(object):
                 mac = (info.get("hwaddr") or "").lower() or None
                 nic = networks.get(mac, {})
                 for addr in info.get("addrs") or ():
-                    self._add(record, _ip_entry(addr.get("addr"), addr.get("prefix"), mac,
-                                                ifname, nic.get("network"), source))
+                    self._add(record, ip_entry(addr.get("addr"), addr.get("prefix"), mac,
+                                               ifname, nic.get("network"), source))
         if failed:
             self.warnings.append("IP source %s failed for %s" % (source, "; ".join(failed)))
 
@@ -503,7 +503,8 @@ def _classify(record, root):
     record["migration_blockers"] = blockers
 
 
-def _ip_entry(address, prefix, mac, interface, network, source, hostname=None):
+def ip_entry(address, prefix, mac, interface, network, source, hostname=None):
+    """One guest address as domain_info and domain report it (None for loopback, link-local, garbage)."""
     if not address:
         return None
     try:

@@ -883,9 +883,14 @@ domain:
       type: list
       elements: str
     ip_addresses:
-      description: Guest IP addresses, when O(wait_for) includes V(ip).
+      description:
+        - Guest IP addresses, when O(wait_for) includes V(ip) - the same entries as
+          M(virtforge.libvirt.domain_info) returns (C(address), C(prefix), C(family), C(mac), C(interface),
+          C(network), C(source) V(lease) or V(agent), C(hostname)); leases first, else the guest agent's.
       type: list
-      elements: str
+      elements: dict
+      sample: [{address: 192.168.122.57, prefix: 24, family: ipv4, mac: "52:54:00:6b:3c:58", interface: vnet0,
+                network: null, source: lease, hostname: null}]
     agent:
       description: Whether the guest agent answered, when O(wait_for) includes V(agent).
       type: bool

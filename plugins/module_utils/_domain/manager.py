@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .._engine import Plan, parse_xml
 from .._errors import VirtforgeError
 from .._libvirt import libvirt, module_connection
+from .._query import ip_entry
 from .._validate import check_name
 from .context import DomainContext, HostCache
 from .spec import LIFECYCLE_DEFAULTS, NOT_SHARED, DomainSpec, base_facts, parse_base_xml, validate_item
@@ -483,20 +484,21 @@ class DomainManager(object):
 
     @staticmethod
     def addresses(dom):
-        """Guest IPs: the network's DHCP leases first, then the guest agent."""
-        for source in (ADDR_SRC_LEASE, ADDR_SRC_AGENT):
+        """Guest IPs, as domain_info reports them: the network's DHCP leases first, then the guest agent."""
+        for source, name in ((ADDR_SRC_LEASE, "lease"), (ADDR_SRC_AGENT, "agent")):
             try:
                 ifaces = dom.interfaceAddresses(source, 0) or {}
             except libvirt.libvirtError:
                 continue
             found = []
-            for name, info in sorted(ifaces.items()):
-                if name == "lo":
+            for ifname, info in sorted(ifaces.items()):
+                if ifname == "lo":
                     continue
+                mac = (info.get("hwaddr") or "").lower() or None
                 for addr in info.get("addrs") or []:
-                    ip = addr.get("addr")
-                    if ip and not ip.startswith(("127.", "fe80:", "::1")):
-                        found.append(ip)
+                    entry = ip_entry(addr.get("addr"), addr.get("prefix"), mac, ifname, None, name)
+                    if entry and all(e["address"] != entry["address"] for e in found):
+                        found.append(entry)
             if found:
                 return found
         return []

@@ -229,3 +229,22 @@ def test_batch_of_bare_names_takes_the_top_level_options(conn):
     assert res["msg"].startswith("domains[1]:") and "domain name" in res["msg"]
     res = fail(dict(domains=[""]))
     assert res["msg"].startswith("domains[0]:")
+
+
+def test_ip_addresses_have_domain_infos_shape():
+    from ansible_collections.virtforge.libvirt.plugins.module_utils._domain.manager import DomainManager
+
+    class Dom(object):
+        def interfaceAddresses(self, source, flags):
+            if source == 0:  # lease: none yet
+                return {}
+            return {"lo": {"hwaddr": "00:00:00:00:00:00", "addrs": [{"addr": "127.0.0.1", "prefix": 8}]},
+                    "eth0": {"hwaddr": "52:54:00:AA:00:01", "addrs": [
+                        {"addr": "10.251.0.9", "prefix": 24}, {"addr": "fe80::1", "prefix": 64},
+                        {"addr": "fd00::9", "prefix": 64}]}}
+
+    assert DomainManager.addresses(Dom()) == [
+        dict(address="10.251.0.9", prefix=24, family="ipv4", mac="52:54:00:aa:00:01", interface="eth0",
+             network=None, source="agent", hostname=None),
+        dict(address="fd00::9", prefix=64, family="ipv6", mac="52:54:00:aa:00:01", interface="eth0",
+             network=None, source="agent", hostname=None)]
