@@ -16,7 +16,8 @@ import re
 
 from .. import _tc
 from .._qos_hook import HOOK_PATH
-from .._libvirt import METADATA_NS, METADATA_PREFIX, METADATA_ROOT, is_local_uri
+from .._libvirt import METADATA_NS, METADATA_PREFIX, is_local_uri
+from .groups import metadata_instance
 
 try:
     from lxml import etree
@@ -130,21 +131,8 @@ def canonical_app_qos(raw, where, kind, bandwidth, ctx):
 
 
 # ------------------------------------------------------------------ metadata
-def _instance(root, create=False):
-    metadata = root.find("metadata")
-    if metadata is None:
-        if not create:
-            return None
-        metadata = etree.SubElement(root, "metadata")
-    node = metadata.find("{%s}%s" % (METADATA_NS, METADATA_ROOT))
-    if node is None and create:
-        node = etree.SubElement(metadata, "{%s}%s" % (METADATA_NS, METADATA_ROOT),
-                                nsmap={METADATA_PREFIX: METADATA_NS})
-    return node
-
-
 def _qos_node(root, mac):
-    instance = _instance(root)
+    instance = metadata_instance(root)
     if instance is None:
         return None
     for node in instance.iterfind("{%s}qos" % METADATA_NS):
@@ -168,7 +156,7 @@ def write_app_qos(root, mac, qos):
         old.getparent().remove(old)
     if not qos:
         return
-    node = etree.SubElement(_instance(root, create=True), "{%s}qos" % METADATA_NS, mac=mac,
+    node = etree.SubElement(metadata_instance(root, create=True), "{%s}qos" % METADATA_NS, mac=mac,
                             direction=qos["direction"], link=str(qos["link"]))
     for cls in qos["classes"]:
         etree.SubElement(node, "{%s}class" % METADATA_NS, name=cls["name"], protocol=cls["protocol"],
@@ -224,7 +212,7 @@ def apply_live(ctx, taps, changes, runner=None):
 
 def push_live_metadata(target, after_root):
     """Give the running domain the metadata of ``after_root`` (libvirt namespaces it itself)."""
-    node = _instance(after_root, create=True)
+    node = metadata_instance(after_root, create=True)
 
     def plain(src):
         out = etree.Element(etree.QName(src).localname, dict(src.attrib))

@@ -489,6 +489,20 @@ class GraphicsGroup(OptionGroup):
         etree.SubElement(node, "listen", type="address", address=desired["listen"])
 
 
+def metadata_instance(root, create=False):
+    """The collection's own element in <metadata> (<vf:instance>): tags, traffic classes."""
+    metadata = root.find("metadata")
+    if metadata is None:
+        if not create:
+            return None
+        metadata = etree.SubElement(root, "metadata")
+    node = metadata.find("{%s}%s" % (METADATA_NS, METADATA_ROOT))
+    if node is None and create:
+        node = etree.SubElement(metadata, "{%s}%s" % (METADATA_NS, METADATA_ROOT),
+                                nsmap={METADATA_PREFIX: METADATA_NS})
+    return node
+
+
 class TagsGroup(OptionGroup):
     """Tags in the collection's own <metadata> element (read by domain_info and the inventory)."""
 
@@ -509,18 +523,7 @@ class TagsGroup(OptionGroup):
                 tags.append(tag)
         return dict(tags=sorted(tags))
 
-    @staticmethod
-    def _instance(root, create=False):
-        metadata = root.find("metadata")
-        if metadata is None:
-            if not create:
-                return None
-            metadata = etree.SubElement(root, "metadata")
-        node = metadata.find("{%s}%s" % (METADATA_NS, METADATA_ROOT))
-        if node is None and create:
-            node = etree.SubElement(metadata, "{%s}%s" % (METADATA_NS, METADATA_ROOT),
-                                    nsmap={METADATA_PREFIX: METADATA_NS})
-        return node
+    _instance = staticmethod(metadata_instance)
 
     def current(self, root, ctx):
         node = self._instance(root)
