@@ -18,6 +18,10 @@ PKGS=(
   # virt-xml-validate (libvirt-clients) runs xmllint
   libxml2-utils
 )
+# swtpm_localca signs each vTPM's certificates as user tss (libvirt's swtpm_user); files its CA made while
+# running as another user (a libvirtd started before the tss user existed) would lock it out.
+fix_swtpm_localca() { if [ -d /var/lib/swtpm-localca ] && getent passwd tss >/dev/null; then chown -R tss /var/lib/swtpm-localca; fi; }
+trap fix_swtpm_localca EXIT
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
