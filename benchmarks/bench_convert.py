@@ -14,10 +14,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 LAB_DIR = os.environ.get("VF_LAB_DIR", "/var/lib/virtforge-lab")
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import timed  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, "..", ".build", "collections"))
 
 
@@ -30,13 +31,7 @@ def _guestfs_env():
 
 
 def _timed(argv, env=None):
-    full = dict(os.environ)
-    full.update(env or {})
-    start = time.monotonic()
-    proc = subprocess.run(argv, env=full, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s" % (" ".join(argv), proc.returncode, proc.stderr[-3000:]))
-    return time.monotonic() - start
+    return timed(argv, env=env)[0]
 
 
 def _undefine(name):

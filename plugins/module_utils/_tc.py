@@ -81,12 +81,14 @@ def htb_commands(dev, qos):
 def apply_commands(tap, mac, qos):
     """Everything to run, in order, to give NIC ``mac`` on ``tap`` exactly the classes of ``qos`` (None: none).
 
+    ``tap`` None: the NIC has no tap any more (detached); only its IFB device is removed.
+
     Each step is ``(argv, may_fail)``: removing what may not be there is allowed to fail.
     """
-    steps = [(["tc", "qdisc", "del", "dev", tap, "root"], True),
-             (["tc", "qdisc", "del", "dev", tap, "ingress"], True),
-             (["ip", "link", "del", ifb_name(mac)], True)]
-    if not qos or not qos.get("classes"):
+    steps = [] if tap is None else [(["tc", "qdisc", "del", "dev", tap, "root"], True),
+                                    (["tc", "qdisc", "del", "dev", tap, "ingress"], True)]
+    steps.append((["ip", "link", "del", ifb_name(mac)], True))
+    if not qos or not qos.get("classes") or tap is None:
         return steps
     if qos["direction"] in ("inbound", "both"):
         steps.extend((cmd, False) for cmd in htb_commands(tap, qos))

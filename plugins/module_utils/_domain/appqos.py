@@ -202,7 +202,7 @@ def apply_live(ctx, taps, changes, runner=None):
         if tap is None and qos:
             continue
         try:
-            _tc.run_steps(_tc.apply_commands(tap or "-", mac, qos), prefix=prefix, runner=runner)
+            _tc.run_steps(_tc.apply_commands(tap, mac, qos), prefix=prefix, runner=runner)
         except _tc.TcError as exc:
             raise ctx.error("tc could not build the classes on %s: %s" % (tap, exc),
                             "interfaces[%s].app_qos" % mac,

@@ -28,7 +28,7 @@ def free_pci_slots(root):
     QEMU's live XML names every PCI controller and address; other drivers (and libvirt's test driver) do
     not, and then nothing is checked.
     """
-    machine = root.findtext("os/type") and root.find("os/type").get("machine") or ""
+    machine = root.xpath("string(os/type/@machine)")
     controllers = {}
     for ctl in root.iterfind("devices/controller[@type='pci']"):
         controllers[int(ctl.get("index", "0"))] = ctl.get("model")

@@ -551,7 +551,7 @@ class InterfaceGroup(DeviceGroup):
         if kind in self._SOURCE_ATTR and not given:
             raise ctx.error("type %s needs the %s option" % (kind, kind), where + "." + kind)
         if kind == "hostdev":
-            return self._desired_vf(item, where, ctx)
+            return self._desired_vf(item, index, where, ctx)
         for key in ("vlan", "iommu_check"):
             if item.get(key) is not None:
                 raise ctx.error("%s is for SR-IOV VF interfaces (pci) only" % key, where + "." + key)
@@ -561,7 +561,7 @@ class InterfaceGroup(DeviceGroup):
                             fix="Create it first (virtforge.libvirt.network) or fix the name")
         if source is not None and not re.match(r"^[A-Za-z0-9_.:+-]+$", source):
             raise ctx.error("%r is not a valid name" % source, where + "." + kind)
-        mac = self._mac(item, where, ctx)
+        mac = self._mac(item, index, where, ctx)
         bandwidth = canonical_bandwidth(item.get("bandwidth"), where, kind, ctx)
         app_qos = appqos.canonical_app_qos(item.get("app_qos"), where, kind, bandwidth, ctx)
         if app_qos:
@@ -569,7 +569,7 @@ class InterfaceGroup(DeviceGroup):
         return dict(mac=mac, type=kind, source=source, model=item.get("model") or "virtio",
                     bandwidth=bandwidth, app_qos=app_qos)
 
-    def _desired_vf(self, item, where, ctx):
+    def _desired_vf(self, item, index, where, ctx):
         """An SR-IOV virtual function given to the guest as a NIC (<interface type='hostdev'>, VFIO)."""
         from .hostdev import PCI_FORM, parse_pci_address  # pylint: disable=import-outside-toplevel
         if not item.get("pci"):
@@ -584,13 +584,14 @@ class InterfaceGroup(DeviceGroup):
         vlan = item.get("vlan")
         if vlan is not None and not 1 <= vlan <= 4094:
             raise ctx.error("VLAN %d is outside 1..4094" % vlan, where + ".vlan")
-        mac = self._mac(item, where, ctx)
+        mac = self._mac(item, index, where, ctx)
         return dict(mac=mac, type="hostdev", source=address, model=None, vlan=vlan, bandwidth=None, app_qos=None)
 
-    def _mac(self, item, where, ctx):
+    @staticmethod
+    def _mac(item, index, where, ctx):
         mac = item.get("mac")
         if not mac:
-            return stable_mac(ctx["name"], int(where[where.index("[") + 1:-1]))
+            return stable_mac(ctx["name"], index)
         mac = mac.strip().lower().replace("-", ":")
         if not _MAC_RE.match(mac) or int(mac[:2], 16) & 1:
             raise ctx.error("%r is not a unicast MAC address" % item["mac"], where + ".mac",
@@ -673,14 +674,12 @@ class InterfaceGroup(DeviceGroup):
         model = element.find("model")
         attr = self._SOURCE_ATTR.get(kind)
         if kind == "hostdev":
+            from .hostdev import read_pci_address  # pylint: disable=import-outside-toplevel
             address = element.find("source/address")
-            parts = [address.get(k, "0") for k in ("domain", "bus", "slot", "function")] if address is not None \
-                else None
             tag = element.find("vlan/tag")
             return dict(
                 mac=mac.get("address").lower() if mac is not None else None, type=kind,
-                source="%04x:%02x:%02x.%x" % tuple(int(p, 16) if p.startswith("0x") else int(p) for p in parts)
-                if parts else None,
+                source=read_pci_address(address) if address is not None else None,
                 model=None, vlan=int(tag.get("id")) if tag is not None else None, bandwidth={}, app_qos={})
         return dict(
             mac=mac.get("address").lower() if mac is not None else None,

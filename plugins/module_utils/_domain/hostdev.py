@@ -67,6 +67,12 @@ def _number(text):
         return None
 
 
+def read_pci_address(address):
+    """``<address domain= bus= slot= function=>`` -> ``0000:03:00.1``; None when malformed."""
+    parts = [_number(address.get(k, "0")) for k in ("domain", "bus", "slot", "function")]
+    return None if None in parts else "%04x:%02x:%02x.%x" % tuple(parts)
+
+
 def _is_bridge(info):
     return info is not None and info["class_code"] is not None and info["class_code"] >> 8 == PCI_BRIDGE_CLASS
 
@@ -254,9 +260,7 @@ class HostdevGroup(DeviceGroup):
         out["managed"] = element.get("managed") == "yes"
         address = element.find("source/address")
         if kind == "pci" and address is not None:
-            parts = [_number(address.get(k, "0")) for k in ("domain", "bus", "slot", "function")]
-            if None not in parts:
-                out["source"] = "%04x:%02x:%02x.%x" % tuple(parts)
+            out["source"] = read_pci_address(address)
         elif kind == "usb":
             vendor, product = (_number(element.xpath("string(source/%s/@id)" % k) or None)
                                for k in ("vendor", "product"))

@@ -409,11 +409,10 @@ class DomainManager(object):
         # UEFI variables and vTPM state (keys, sealed secrets) are data: kept unless remove_storage
         remove = bool(entry.params.get("remove_storage"))
         flags = UNDEFINE_MANAGED_SAVE
-        root = parse_xml(entry.plan.before_xml) if entry.plan.before_xml else None
-        if root is not None and (root.find("./os/nvram") is not None or root.find("./os").get("firmware") == "efi"
-                                 if root.find("./os") is not None else False):
+        root = parse_xml(entry.plan.before_xml or "<domain/>")
+        if root.find("./os/nvram") is not None or root.find("./os[@firmware='efi']") is not None:
             flags |= UNDEFINE_NVRAM if remove else UNDEFINE_KEEP_NVRAM
-        if root is not None and root.find("./devices/tpm/backend[@type='emulator']") is not None:
+        if root.find("./devices/tpm/backend[@type='emulator']") is not None:
             flags |= UNDEFINE_TPM if remove else UNDEFINE_KEEP_TPM
         entry.dom.undefineFlags(flags)
         self.log("undefined %s" % entry.name)

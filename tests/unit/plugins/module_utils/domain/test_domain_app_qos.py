@@ -96,6 +96,8 @@ def test_tc_commands_inbound_outbound():
     assert outbound[-1][-4:] == ["egress", "redirect", "dev", "vfq525400510501"]
     # nothing declared: only the removals, which may fail
     assert all(step[1] for step in _tc.apply_commands("vnet3", MAC, {}))
+    # a detached NIC has no tap: only its IFB goes
+    assert _tc.apply_commands(None, MAC, _qos()) == [(["ip", "link", "del", "vfq525400510501"], True)]
     assert _tc.ifb_name("52:54:00:AB:05:01") == "vfq525400ab0501" and len(_tc.ifb_name(MAC)) == 15
 
 
