@@ -31,8 +31,20 @@ def targets():
 def test_target(lab, target):
     proc = run_playbook(os.path.join(ROOT, "tests", "integration", "run_target.yml"), dict(lab, vf_target=target))
     if proc.returncode != 0:
-        pytest.fail("target %s failed (rc=%d)\n%s\n%s"
-                    % (target, proc.returncode, proc.stdout[-20000:], proc.stderr[-5000:]))
+        pytest.fail("target %s failed (rc=%d)\n--- the task that ended it:\n%s\n--- the end of the output:\n%s\n%s"
+                    % (target, proc.returncode, last_failure(proc.stdout), proc.stdout[-20000:],
+                       proc.stderr[-5000:]))
+
+
+def last_failure(stdout, after=40):
+    """The last TASK header with its failure, so it leads the report (targets also fail tasks on purpose)."""
+    lines = stdout.splitlines()
+    failed = [n for n, line in enumerate(lines) if line.startswith(("fatal:", "failed:")) or "FAILED!" in line]
+    if not failed:
+        return "(no failed task in the output)"
+    last = failed[-1]
+    start = next((n for n in range(last, -1, -1) if lines[n].startswith("TASK [")), max(0, last - 5))
+    return "\n".join(lines[start:last + after])
 
 
 def test_there_are_targets():
