@@ -384,6 +384,11 @@ class Converter(object):
             return dict(network=self.params["default_network"])
         if source and source in self.networks:
             return dict(network=source)
+        if not source:
+            # a disk image alone, or a source NIC that names no network: nothing to map it by
+            raise VirtforgeError("NIC %d of the guest names no source network, so network_map cannot place it"
+                                 % index, option="default_network",
+                                 fix="Set default_network (a libvirt network of this host) for such NICs")
         raise VirtforgeError("NIC %d of the guest is on %r, which network_map does not map and which is not a "
                              "network of this host" % (index, source), option="network_map",
                              fix="Add {source: %r, network: NAME} to network_map, or set default_network" % source)

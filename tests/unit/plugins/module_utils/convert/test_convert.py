@@ -294,3 +294,10 @@ def test_domain_params_disk_only_with_macs():
     assert [i["mac"] for i in params["interfaces"]] == ["52:54:00:00:00:01", "52:54:00:00:00:02"]
     assert params["vcpus"] == 2 and params["memory"] == 768 and params["guest_agent"] is True
     assert params["disks"][0]["bus"] == "virtio"
+
+
+def test_domain_params_nic_without_source_names_default_network():
+    conv = _converter(name="g", src="/e/g.img", pool="p", inspect=False, macs=["52:54:00:00:00:01"])
+    with pytest.raises(VirtforgeError, match="NIC 0 of the guest names no source network") as err:
+        conv.domain_params(dict(), [("sda", "/p/g-sda.qcow2")])
+    assert err.value.option == "default_network" and "None" not in str(err.value)
