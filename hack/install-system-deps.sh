@@ -13,6 +13,8 @@ PKGS=(
   iproute2 iptables dnsmasq-base netcat-openbsd bridge-utils
   # TPM emulator behind guests' vTPM (libvirt runs swtpm_setup and swtpm)
   swtpm swtpm-tools
+  # the rest of what the host_build role installs on a Debian host (its test then finds them all present)
+  python3-libvirt python3-lxml ovmf
   # misc tools used by tests
   xmlstarlet genisoimage rsync git make shellcheck openssl
   # virt-xml-validate (libvirt-clients) runs xmllint
