@@ -483,8 +483,9 @@ class DomainManager(object):
 
     @staticmethod
     def addresses(dom):
-        """Guest IPs, as domain_info reports them: the network's DHCP leases first, then the guest agent."""
-        for source, name in ((ADDR_SRC_LEASE, "lease"), (ADDR_SRC_AGENT, "agent")):
+        """Guest IPs in domain_info's shape: what the guest agent says first (the guest's own view), else the
+        network's DHCP leases - which can still list a lease an earlier guest with the same MAC held."""
+        for source, name in ((ADDR_SRC_AGENT, "agent"), (ADDR_SRC_LEASE, "lease")):
             try:
                 ifaces = dom.interfaceAddresses(source, 0) or {}
             except libvirt.libvirtError:
