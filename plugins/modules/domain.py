@@ -691,7 +691,7 @@ options:
   wait_for:
     description:
       - After starting, wait until the guest agent answers (V(agent)) and/or the guest has an IP address
-        (V(ip), from the network's DHCP leases, then from the agent). Only for O(state=running).
+        (V(ip), from the guest agent, else the network's DHCP leases). Only for O(state=running).
     type: list
     elements: str
     choices: [agent, ip]
@@ -886,7 +886,8 @@ domain:
       description:
         - Guest IP addresses, when O(wait_for) includes V(ip) - the same entries as
           M(virtforge.libvirt.domain_info) returns (C(address), C(prefix), C(family), C(mac), C(interface),
-          C(network), C(source) V(lease) or V(agent), C(hostname)); leases first, else the guest agent's.
+          C(network), C(source) V(lease) or V(agent), C(hostname)); the guest agent's first, else the DHCP
+          leases (which may still hold an earlier guest's lease for a reused MAC).
       type: list
       elements: dict
       sample: [{address: 192.168.122.57, prefix: 24, family: ipv4, mac: "52:54:00:6b:3c:58", interface: vnet0,
