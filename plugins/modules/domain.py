@@ -886,8 +886,8 @@ domain:
       description:
         - Guest IP addresses, when O(wait_for) includes V(ip) - the same entries as
           M(virtforge.libvirt.domain_info) returns (C(address), C(prefix), C(family), C(mac), C(interface),
-          C(network), C(source) V(lease) or V(agent), C(hostname)); the guest agent's first, else the DHCP
-          leases (which may still hold an earlier guest's lease for a reused MAC).
+          C(network), C(source) V(lease) or V(agent), C(hostname)); the guest agent's when it answers, else
+          the DHCP leases (which may still hold an earlier guest's lease for a reused MAC).
       type: list
       elements: dict
       sample: [{address: 192.168.122.57, prefix: 24, family: ipv4, mac: "52:54:00:6b:3c:58", interface: vnet0,

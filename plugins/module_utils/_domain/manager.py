@@ -483,13 +483,15 @@ class DomainManager(object):
 
     @staticmethod
     def addresses(dom):
-        """Guest IPs in domain_info's shape: what the guest agent says first (the guest's own view), else the
-        network's DHCP leases - which can still list a lease an earlier guest with the same MAC held."""
+        """Guest IPs in domain_info's shape: what the guest agent says when it answers (the guest's own view;
+        while its DHCP client is still running that is nothing yet), else the network's DHCP leases - which can
+        still list a lease an earlier guest with the same MAC held, so they are not asked when the agent is."""
         for source, name in ((ADDR_SRC_AGENT, "agent"), (ADDR_SRC_LEASE, "lease")):
             try:
                 ifaces = dom.interfaceAddresses(source, 0) or {}
             except libvirt.libvirtError:
                 continue
+            agent_answered = name == "agent"
             found = []
             for ifname, info in sorted(ifaces.items()):
                 if ifname == "lo":
@@ -499,7 +501,7 @@ class DomainManager(object):
                     entry = ip_entry(addr.get("addr"), addr.get("prefix"), mac, ifname, None, name)
                     if entry and all(e["address"] != entry["address"] for e in found):
                         found.append(entry)
-            if found:
+            if found or agent_answered:
                 return found
         return []
 
