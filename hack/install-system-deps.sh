@@ -9,6 +9,8 @@ PKGS=(
   libguestfs-tools linux-image-amd64 debootstrap zstd
   # conversions
   virt-v2v nbdkit libnbd-bin
+  # P2V live reads the running machine over SSH
+  openssh-client
   # networking in the lab namespace
   iproute2 iptables dnsmasq-base netcat-openbsd bridge-utils
   # TPM emulator behind guests' vTPM (libvirt runs swtpm_setup and swtpm)

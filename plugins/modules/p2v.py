@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: p2v
-short_description: Convert a physical machine's disk (offline, from a block device or raw image) into a KVM domain
+short_description: Convert a physical machine into a KVM domain, live over SSH or offline from its disk
 version_added: 0.1.0
 description:
   - P2V, offline - the physical machine's disk is attached to the conversion host (a block device, for
@@ -19,7 +19,18 @@ description:
   - The source is only read. A block device that is mounted, held (device-mapper, RAID, LVM), used as swap,
     a disk of a libvirt domain or open exclusively is refused, because reading it while it changes does not
     give a consistent image - unless O(allow_in_use=true), which makes a crash-consistent copy and says so.
-  - The live path (reading a running machine over SSH with frozen filesystems) is not implemented yet.
+  - P2V, live (O(ssh)) - the running Linux machine is read over SSH. One session gathers its CPU count,
+    memory, disks and the MACs of its physical NICs; a second one freezes the filesystems of the disk being
+    copied (C(fsfreeze), deepest first, with a watchdog that thaws them after O(freeze_timeout) seconds if the
+    session dies), streams the disk with C(dd) while C(sha256sum) digests the same bytes, and thaws them.
+    The conversion host writes the stream sparse-aware (zero blocks become holes) into a temporary raw file
+    inside the output directory and accepts it only when size and sha256 match; that file is then converted
+    like an offline disk and removed. O(consistency=crash) skips the freeze (a crash-consistent copy, noted).
+  - While frozen, writes on the source wait (reads go on) for as long as the copy takes; use
+    O(consistency=crash) on machines that must keep writing. Nothing on the source is written.
+  - Live, the domain gets the machine's CPU count, memory (rounded up to 128 MiB) and MACs unless O(vcpus),
+    O(memory) or O(macs) are given. The source needs a POSIX shell, bash, coreutils and util-linux, and
+    root over SSH (reading the disk and freezing need it).
   - The converted disk is as large as the source (the virtual size is the device's size).
 author:
   - virtforge.libvirt contributors (@virtforge)
@@ -31,9 +42,55 @@ options:
     type: str
     required: true
   src:
-    description: The physical disk - a block device such as C(/dev/sdc), or a raw image file of it.
+    description:
+      - Offline, the physical disk - a block device such as C(/dev/sdc), or a raw image file of it (required).
+      - With O(ssh), the disk of the running machine to copy (C(/dev/sda)); default the disk holding C(/).
     type: path
-    required: true
+  ssh:
+    description: Read a running machine over SSH (P2V live) instead of a local disk.
+    type: dict
+    suboptions:
+      host:
+        description: Address or name of the machine.
+        type: str
+        required: true
+      user:
+        description: SSH user; must be root (reading the disk and freezing filesystems need it).
+        type: str
+        default: root
+      port:
+        description: SSH port.
+        type: int
+        default: 22
+      private_key:
+        description: Private key file to log in with (the agent or ssh's defaults otherwise).
+        type: path
+      proxy_command:
+        description: An ssh C(ProxyCommand), e.g. C(ssh -W %h:%p jumphost) or C(ip netns exec NS nc %h %p).
+        type: str
+      known_hosts:
+        description: Known-hosts file to check the machine's host key against.
+        type: path
+      host_key_checking:
+        description: ssh's C(StrictHostKeyChecking) - V(yes) (the key must be known), V(accept-new), V(no).
+        type: str
+        choices: ['yes', accept-new, 'no']
+        default: 'yes'
+      connect_timeout:
+        description: Seconds to wait for the SSH connection.
+        type: int
+        default: 30
+  consistency:
+    description:
+      - With O(ssh), how the disk is read while the machine runs - V(freeze) its mounted filesystems during
+        the copy (consistent), or V(crash) (no freeze; like pulling the plug).
+    type: str
+    choices: [freeze, crash]
+    default: freeze
+  freeze_timeout:
+    description: With O(ssh), seconds after which the source thaws its filesystems itself if the copy hangs.
+    type: int
+    default: 7200
   allow_in_use:
     description: Read a block device even while it is in use (a crash-consistent copy; a warning says so).
     type: bool
@@ -77,17 +134,17 @@ options:
     type: bool
     default: true
   macs:
-    description: The physical machine's MAC addresses, in order; the domain gets one NIC per MAC.
+    description:
+      - The physical machine's MAC addresses, in order; the domain gets one NIC per MAC.
+      - Default with O(ssh) - the MACs of the machine's physical NICs, in the order of their names.
     type: list
     elements: str
   vcpus:
-    description: vCPUs of the domain (set them to the machine's).
+    description: vCPUs of the domain. Default - the machine's count with O(ssh), else 1.
     type: int
-    default: 1
   memory:
-    description: Memory in MiB or with a unit (set it to the machine's).
+    description: Memory in MiB or with a unit. Default - the machine's (rounded up to 128 MiB) with O(ssh), else 1024.
     type: raw
-    default: 1024
   disk_bus:
     description: Disk bus (default - what virt-v2v chose; V(virtio) with O(inspect=false)).
     type: str
@@ -132,6 +189,21 @@ requirements:
 """
 
 EXAMPLES = r"""
+- name: Convert a running server over SSH, its filesystems frozen while its disk is copied
+  virtforge.libvirt.p2v:
+    name: web01
+    ssh:
+      host: web01.example.com
+      private_key: /root/.ssh/p2v_ed25519
+      known_hosts: /root/.ssh/known_hosts
+    pool: default
+    default_network: default
+    state: running
+    wait_for: [agent]
+    log_path: /var/log/virtforge/p2v-web01.log
+  async: 7200
+  poll: 30
+
 - name: Convert the disk of a retired server, attached to this host as /dev/sdc
   virtforge.libvirt.p2v:
     name: legacy-db
@@ -161,6 +233,13 @@ source_size:
   description: Size of the source disk in bytes (the converted disk's virtual size).
   returned: always
   type: int
+source:
+  description:
+    - With O(ssh), what was read - host, device, size, cpus, memory_mib, nics (name, mac), consistency, frozen
+      (mount points frozen during the copy); after a copy also copied_bytes, allocated_bytes (of the sparse
+      copy), copy_seconds and sha256 (verified against the source's). Null when the domain existed already.
+  returned: with ssh
+  type: dict
 verified:
   description: Whether the copy was compared with the source (O(inspect=false)).
   returned: when converted

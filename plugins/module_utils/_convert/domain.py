@@ -5,8 +5,10 @@
 
 virt-v2v's own XML is the base document (machine type, features, video, RNG...) with what this
 host cannot or should not take removed: the domain type (the engine picks ``kvm`` or ``qemu`` from
-the host), ``<vsock>`` where the host has no vhost-vsock, and the disks and NICs, which the engine
-writes from options (converted paths, network_map, MACs).
+the host), ``<vsock>`` where the host has no vhost-vsock, SDL graphics (a window on the host's own
+desktop, which a libvirt host does not have; virt-v2v writes it for ``-i disk``) replaced by VNC on
+the loopback address, and the disks and NICs, which the engine writes from options (converted paths,
+network_map, MACs).
 """
 
 from __future__ import annotations
@@ -61,6 +63,12 @@ def fit_xml(text, vsock_device="/dev/vhost-vsock"):
             if not os.path.exists(vsock_device):
                 devices.remove(vsock)
                 removed.append("<vsock> (no %s on this host)" % vsock_device)
+        for graphics in devices.findall("graphics[@type='sdl']"):
+            vnc = etree.Element("graphics", type="vnc", autoport="yes", listen="127.0.0.1")
+            etree.SubElement(vnc, "listen", type="address", address="127.0.0.1")
+            graphics.addprevious(vnc)
+            devices.remove(graphics)
+            removed.append("<graphics type='sdl'> (needs a desktop on the host): VNC on 127.0.0.1 instead")
         for nic in devices.findall("interface"):
             mac = nic.find("mac")
             source = nic.find("source")

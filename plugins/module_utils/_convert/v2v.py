@@ -119,7 +119,7 @@ class Converter(object):
     def plan(self):
         p = self.params
         check_name(p["name"], option="name", kind="domain name")
-        mode = detect_input(p)
+        mode = self.input_mode()
         plan = dict(input=mode, inspect=p["inspect"], manifest=None, src_info=None)
         if p.get("pool") and p.get("directory"):
             raise VirtforgeError("give either pool or directory", option="directory")
@@ -146,12 +146,7 @@ class Converter(object):
                 raise VirtforgeError("%r is not a MAC address" % mac, option="macs[%d]" % i)
         location = pool_location(conn, p["pool"], "pool") if p.get("pool") else dir_location(p["directory"])
         plan["location"] = location
-        if mode != "libvirt":
-            src = p["src"]
-            if not os.path.isabs(src):
-                raise VirtforgeError("%r is not an absolute path" % src, option="src")
-            if not os.path.exists(src):
-                raise VirtforgeError("%s does not exist" % src, option="src")
+        self.check_src_path(mode)
         self.check_source(plan)
         if not p["inspect"] and mode != "disk":
             raise VirtforgeError("inspect: false converts disk images only (input disk); %s needs virt-v2v"
@@ -175,6 +170,18 @@ class Converter(object):
                 raise VirtforgeError("%s already exist(s) (a disk of an earlier conversion?)" % ", ".join(present),
                                      option="name", fix="Remove it, choose another name, or set force: true")
         return plan
+
+    def input_mode(self):
+        return detect_input(self.params)
+
+    def check_src_path(self, mode):
+        if mode == "libvirt":
+            return
+        src = self.params["src"]
+        if not os.path.isabs(src):
+            raise VirtforgeError("%r is not an absolute path" % src, option="src")
+        if not os.path.exists(src):
+            raise VirtforgeError("%s does not exist" % src, option="src")
 
     def check_source(self, plan):
         p = self.params
@@ -340,7 +347,8 @@ class Converter(object):
         if p.get("vcpus"):
             params["vcpus"] = p["vcpus"]
         if p.get("memory") is not None:
-            params["memory"] = p["memory"]
+            # the machine's memory: all of it present (virt-v2v's XML may carry a larger maximum)
+            params["memory"] = params["max_memory"] = p["memory"]
         nics, v2v_disks, removed = [], [], []
         if plan.get("v2v_xml"):
             xml, removed, nics, v2v_disks = fit_xml(plan["v2v_xml"])

@@ -292,7 +292,7 @@ def test_domain_params_disk_only_with_macs():
                       macs=["52:54:00:00:00:01", "52:54:00:00:00:02"], vcpus=2, memory=768)
     params = conv.domain_params(dict(), [("sda", "/p/g-sda.qcow2")])
     assert [i["mac"] for i in params["interfaces"]] == ["52:54:00:00:00:01", "52:54:00:00:00:02"]
-    assert params["vcpus"] == 2 and params["memory"] == 768 and params["guest_agent"] is True
+    assert params["vcpus"] == 2 and params["memory"] == params["max_memory"] == 768 and params["guest_agent"] is True
     assert params["disks"][0]["bus"] == "virtio"
 
 
@@ -301,3 +301,12 @@ def test_domain_params_nic_without_source_names_default_network():
     with pytest.raises(VirtforgeError, match="NIC 0 of the guest names no source network") as err:
         conv.domain_params(dict(), [("sda", "/p/g-sda.qcow2")])
     assert err.value.option == "default_network" and "None" not in str(err.value)
+
+
+def test_fit_xml_replaces_sdl_graphics_with_local_vnc():
+    xml = ("<domain><name>g</name><devices><video><model type='vga'/></video>"
+           "<graphics type='sdl'/><graphics type='vnc' port='-1'/></devices></domain>")
+    out, removed, _nics, _disks = fit_xml(xml)
+    assert "type=\"sdl\"" not in out and "type='sdl'" not in out
+    assert out.count("<graphics") == 2 and 'listen="127.0.0.1"' in out
+    assert any("sdl" in r and "VNC" in r for r in removed)
