@@ -93,7 +93,7 @@ class P2V(v2v.Converter):
         p = self.params
         host = p["ssh"]["host"]
         self.source = None
-        if not p["force"] and p["name"] in self._domain_names():
+        if plan["existing"] and not p["force"]:
             # converted earlier: reported unchanged without contacting the machine (it may be gone by now)
             p["src"] = "%s (over SSH)" % host
             return None
@@ -125,7 +125,7 @@ class P2V(v2v.Converter):
         source = dict(host=host, device=device, size=size, cpus=facts.get("cpus"), memory_mib=memory_mib,
                       nics=[dict(name=n, mac=m) for n, m in sorted(facts["nics"])],
                       frozen=mounts if freeze else [], consistency=p["consistency"])
-        plan["remote"] = self.source = source
+        self.source = source
         plan["source_kind"] = "ssh"
         plan["src_info"] = dict(format="raw", virtual_size=size)
         # the domain gets the machine's resources and MACs unless the user set them
@@ -139,7 +139,7 @@ class P2V(v2v.Converter):
     def convert(self, plan, work):
         if self.remote is None:
             return super().convert(plan, work)
-        source = plan["remote"]
+        source = self.source
         raw = os.path.join(work, "source.raw")
         detail = "%s:%s, %d MiB, %s" % (source["host"], source["device"], source["size"] >> 20,
                                         "frozen: " + " ".join(source["frozen"]) if source["frozen"]
@@ -160,10 +160,6 @@ class P2V(v2v.Converter):
         else:
             result["source_size"] = self._size()
         return result
-
-    def _domain_names(self):
-        conn = self.connect()
-        return {d.name() for d in conn.listAllDomains()}
 
     def _size(self):
         src = self.params["src"]

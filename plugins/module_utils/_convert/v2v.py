@@ -146,17 +146,17 @@ class Converter(object):
                 raise VirtforgeError("%r is not a MAC address" % mac, option="macs[%d]" % i)
         location = pool_location(conn, p["pool"], "pool") if p.get("pool") else dir_location(p["directory"])
         plan["location"] = location
-        self.check_src_path(mode)
-        self.check_source(plan)
-        if not p["inspect"] and mode != "disk":
-            raise VirtforgeError("inspect: false converts disk images only (input disk); %s needs virt-v2v"
-                                 % mode, option="inspect")
         existing = None
         try:
             existing = conn.lookupByName(p["name"])
         except Exception:  # pylint: disable=broad-except
             existing = None
-        plan["existing"] = existing is not None
+        plan["existing"] = existing is not None  # known before the source is read (P2V live skips it then)
+        self.check_src_path(mode)
+        self.check_source(plan)
+        if not p["inspect"] and mode != "disk":
+            raise VirtforgeError("inspect: false converts disk images only (input disk); %s needs virt-v2v"
+                                 % mode, option="inspect")
         plan["disk_paths"] = self.planned_disks(location, plan)
         present = [d for d in plan["disk_paths"] if os.path.lexists(d)]
         if existing is not None:

@@ -491,7 +491,6 @@ class DomainManager(object):
                 ifaces = dom.interfaceAddresses(source, 0) or {}
             except libvirt.libvirtError:
                 continue
-            agent_answered = name == "agent"
             found = []
             for ifname, info in sorted(ifaces.items()):
                 if ifname == "lo":
@@ -501,7 +500,7 @@ class DomainManager(object):
                     entry = ip_entry(addr.get("addr"), addr.get("prefix"), mac, ifname, None, name)
                     if entry and all(e["address"] != entry["address"] for e in found):
                         found.append(entry)
-            if found or agent_answered:
+            if found or name == "agent":
                 return found
         return []
 
