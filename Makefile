@@ -16,8 +16,9 @@ export PATH := $(VENV)/bin:$(PATH)
 export LIBGUESTFS_BACKEND := direct
 PYTEST_ARGS ?=
 
-.PHONY: deps system-deps venv collection lab lab-down image lint ruff ansible-lint sanity unit \
-        integration test-conversions test test-quick demo demo-clean bench build build-check clean
+.PHONY: deps system-deps venv collection lab lab-down image host-image lint ruff ansible-lint sanity unit \
+        integration test-conversions run-conversions test-molecule run-molecule test test-full \
+        test-quick demo demo-clean bench build build-check clean
 
 deps: system-deps venv collection
 
@@ -43,6 +44,10 @@ lab-down:
 
 image: lab
 	@bash tests/lab/golden-image.sh
+
+# the image of the guest the molecule scenario kvm_host turns into a KVM host (needs no lab)
+host-image: deps
+	@bash tests/lab/golden-image.sh --host
 
 ruff: venv
 	$(VENV)/bin/ruff check plugins tests benchmarks
@@ -78,13 +83,22 @@ unit: venv collection
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 integration: image
-	$(PY) -m pytest tests/integration -v -m "not conversion" --durations=0 $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration -v -m "not conversion and not molecule" --durations=0 $(PYTEST_ARGS)
+
+# molecule scenarios (extensions/molecule): a guest converged into a KVM host, once per network provider
+test-molecule: image host-image run-molecule
+run-molecule:
+	$(PY) -m pytest tests/integration -v -m molecule --durations=0 $(PYTEST_ARGS)
 
 # P2V/V2V/V2P: real conversions under software emulation take minutes each (docs/testing.md)
-test-conversions: image
+test-conversions: image run-conversions
+run-conversions:
 	$(PY) -m pytest tests/integration -v -m conversion --durations=0 $(PYTEST_ARGS)
 
 test: deps lint unit integration
+
+# everything .ci/run runs, one after the other
+test-full: test test-conversions test-molecule
 
 test-quick: venv collection lint unit
 

@@ -106,6 +106,15 @@ options:
     type: str
     choices: [restore, discard]
     default: restore
+  planned_interfaces:
+    description:
+      - Interfaces that earlier tasks of the same run create (a bond before the bridge on it, a bridge before
+        its VLAN). In check mode those tasks created nothing, so a member, port or parent named here may be
+        missing and the plan says it would be used; outside check mode it must exist like any other.
+      - The M(virtforge.libvirt.host_build) role passes its bonds and bridges here.
+    type: list
+    elements: str
+    default: []
 notes:
   - Every change runs inside a safe apply, see docs/host-networking.md. The rollback restores the
     configuration captured just before the change, with the same provider.

@@ -105,6 +105,9 @@ options:
     description:
       - Interface name patterns (systemd-networkd C([Match] Name=)) that get DHCP. NIC names depend on the PCI
         slot (C(enp1s0), C(enp0s3)...), so the default matches them all.
+      - An empty list writes no DHCP unit at all, for images whose NICs are configured per clone
+        (M(virtforge.libvirt.image_customize) O(virtforge.libvirt.image_customize#module:network)) or by
+        another network stack (a hypervisor host image whose NICs become bond members).
     type: list
     elements: str
     default: ["en*", "eth*"]

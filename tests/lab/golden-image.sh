@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
 # Builds the lab golden image with virtforge.libvirt.image_build (cached by recipe hash: a cache
 # hit takes seconds) and writes /var/lib/virtforge-lab/golden.json {"path": ..., "sha256": ...}.
+# With --host: the KVM-host guest image of the molecule scenario (tests/lab/host-image.yml) and
+# kvmhost.json instead.
 #
-#   tests/lab/golden-image.sh            build or reuse
-#   tests/lab/golden-image.sh --force    rebuild even if cached
+#   tests/lab/golden-image.sh [--host]           build or reuse
+#   tests/lab/golden-image.sh [--host] --force   rebuild even if cached
 # Progress of a build: tail -f /var/cache/virtforge/images/<recipe hash>.log
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LAB_DIR=${VF_LAB_DIR:-/var/lib/virtforge-lab}
 CACHE_DIR=${VF_IMAGE_CACHE_DIR:-/var/cache/virtforge/images}
 EXTRA=()
-if [ "${1:-}" = "--force" ]; then EXTRA=(-e '{"vf_golden_force": true}'); fi
+PLAYBOOK=tests/lab/golden-image.yml
+RECORD=golden.json
+for arg in "$@"; do
+  case $arg in
+    --force) EXTRA=(-e '{"vf_golden_force": true}') ;;
+    --host) PLAYBOOK=tests/lab/host-image.yml; RECORD=kvmhost.json ;;
+    *) echo "usage: $0 [--host] [--force]" >&2; exit 2 ;;
+  esac
+done
 
 mkdir -p "$LAB_DIR" "$CACHE_DIR"
 # QEMU runs as libvirt-qemu and must be able to read the golden image through every directory
@@ -22,11 +32,11 @@ export ANSIBLE_CONFIG=${ANSIBLE_CONFIG:-$ROOT/tests/ansible.cfg}
 export ANSIBLE_COLLECTIONS_PATH=${ANSIBLE_COLLECTIONS_PATH:-$ROOT/.build/collections}
 export ANSIBLE_PYTHON_INTERPRETER=${ANSIBLE_PYTHON_INTERPRETER:-$ROOT/.venv/bin/python}
 start=$(date +%s)
-echo "[golden-image] building or reusing the lab golden image (build progress: tail -f $CACHE_DIR/<hash>.log)" >&2
-"$ROOT/.venv/bin/ansible-playbook" -i "$ROOT/tests/integration/inventory.ini" tests/lab/golden-image.yml \
+echo "[golden-image] building or reusing $PLAYBOOK (build progress: tail -f $CACHE_DIR/<hash>.log)" >&2
+"$ROOT/.venv/bin/ansible-playbook" -i "$ROOT/tests/integration/inventory.ini" "$PLAYBOOK" \
   -e "vf_lab_dir=$LAB_DIR" -e "vf_golden_cache_dir=$CACHE_DIR" "${EXTRA[@]}"
 
-path=$("$ROOT/.venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["path"])' "$LAB_DIR/golden.json")
+path=$("$ROOT/.venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["path"])' "$LAB_DIR/$RECORD")
 test -f "$path" || { echo "[golden-image] $path missing" >&2; exit 1; }
 if getent passwd libvirt-qemu >/dev/null; then
   su -s /bin/sh libvirt-qemu -c "test -r '$path'" || { echo "[golden-image] libvirt-qemu cannot read $path" >&2; exit 1; }

@@ -50,9 +50,13 @@ class HostNetManager(object):
             return
         cfg = want["config"]
         key = model.members_key(kind)
+        # check mode: what earlier tasks of this run would have created is taken as there
+        planned = set(self.params.get("planned_interfaces") or []) if self.module.check_mode else set()
         for i, member in model.given_members(want):
             option = "%s[%d]" % (key, i)
             member_kind = provider.link_kind(member)
+            if member_kind is None and member in planned:
+                continue
             if member_kind is None:
                 raise VirtforgeError("there is no interface %s" % member, option=option)
             master, master_kind = provider.master_of(member)
@@ -61,7 +65,7 @@ class HostNetManager(object):
                                      option=option, fix="Remove it from %s first" % master)
             if kind == "bond" and member_kind in ("bridge", "bond"):
                 raise VirtforgeError("%s is a %s; a bond's members are NICs" % (member, member_kind), option=option)
-        if kind == "vlan" and provider.link_kind(cfg["parent"]) is None:
+        if kind == "vlan" and cfg["parent"] not in planned and provider.link_kind(cfg["parent"]) is None:
             raise VirtforgeError("there is no interface %s to carry VLAN %d" % (cfg["parent"], cfg["id"]),
                                  option="parent", fix="Create the NIC, bond or bridge first")
         provider.check_system(want, current)

@@ -47,6 +47,7 @@ COMMON_SPEC = dict(
     verify_port=dict(type="int", default=22),
     verify_method=dict(type="str", default="auto", choices=["auto", "ping", "tcp"]),
     stale_rollback=dict(type="str", default="restore", choices=["restore", "discard"]),
+    planned_interfaces=dict(type="list", elements="str", default=[]),
 )
 
 KIND_SPECS = dict(

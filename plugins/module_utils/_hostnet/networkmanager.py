@@ -164,7 +164,8 @@ class NetworkManagerProvider(Provider):
                     connections=names)
 
     def _port_steps(self, name, kind, old, new, connections):
-        steps = []
+        """Steps that make ``new`` the ports, and the port profiles to bring up after the controller."""
+        steps, activate = [], []
         for port in sorted(set(old) - set(new)):
             if port in connections:
                 steps.append({"argv": ["nmcli", "connection", "modify", port, "connection.master", "",
@@ -177,12 +178,14 @@ class NetworkManagerProvider(Provider):
             if port in connections:  # a bond or VLAN profile of its own
                 steps.append({"argv": ["nmcli", "connection", "modify", port, "connection.master", name,
                                        "connection.slave-type", kind]})
+                activate.append(port)
             else:
                 steps.append({"argv": ["nmcli", "connection", "add", "type", "ethernet",
                                        "con-name", port_connection(name, port), "ifname", port,
                                        "connection.master", name, "connection.slave-type", kind,
                                        "connection.autoconnect", "yes"]})
-        return steps
+                activate.append(port_connection(name, port))
+        return steps, activate
 
     def apply_steps(self, want, current, changes):
         name, kind = want["name"], want["kind"]
@@ -196,7 +199,7 @@ class NetworkManagerProvider(Provider):
             if not current.get("exists"):
                 return []
             if key:
-                steps += self._port_steps(name, kind, have.get(key) or [], [], connections)
+                steps += self._port_steps(name, kind, have.get(key) or [], [], connections)[0]
             steps.append({"argv": ["nmcli", "connection", "delete", name]})
             return steps
         cfg = want["config"]
@@ -217,7 +220,12 @@ class NetworkManagerProvider(Provider):
                 for prop, value in props:
                     argv += [prop, value]
                 steps.append({"argv": argv})
+        activate = []
         if key and cfg.get(key) is not None:
-            steps += self._port_steps(name, kind, have.get(key) or [], cfg[key], connections)
+            port_steps, activate = self._port_steps(name, kind, have.get(key) or [], cfg[key], connections)
+            steps += port_steps
         steps.append({"argv": ["nmcli", "connection", "up", name]})
+        # a new port comes up now, also where its device has another connection active (NetworkManager
+        # would otherwise leave that one in place), and a re-parented bond joins its new controller
+        steps += [{"argv": ["nmcli", "connection", "up", conn]} for conn in activate]
         return steps

@@ -485,7 +485,9 @@ class Builder(object):
               "UUID=%s\t/\t%s\terrors=remount-ro\t0\t1\n" % (fs_uuid, recipe["filesystem"]))
         with open(path("/etc/default/grub")) as handle:
             write("/etc/default/grub", grub_defaults(handle.read(), recipe["kernel_cmdline"]))
-        write("/etc/systemd/network/90-virtforge-dhcp.network", networkd_dhcp_unit(recipe["dhcp_match"]))
+        if recipe["dhcp_match"]:
+            # an empty [Match] would match every NIC: with no patterns, no DHCP unit at all
+            write("/etc/systemd/network/90-virtforge-dhcp.network", networkd_dhcp_unit(recipe["dhcp_match"]))
         write("/etc/systemd/system/virtforge-ssh-host-keys.service", SSH_KEYS_UNIT)
         # Time zone
         zone = path("/usr/share/zoneinfo/" + recipe["timezone"])

@@ -175,3 +175,41 @@ def test_stale_rollback_is_restored_and_reported_before_the_run(tmp_path):
     assert result["changed"] is True and result["changes"] == []  # the restore changed the system
     assert ["ip", "-n", "lab", "link", "set", "dev", "br0", "mtu", "1500"] in runner.calls
     assert manager.module.warnings and not store.take(armed)
+
+
+def test_planned_port_is_accepted_in_check_mode_only(tmp_path):
+    # check mode: bond0 is made by an earlier task of the same run, so the plan uses it
+    manager, runner, _store, dogs = make(tmp_path, check_mode=True, ports=["eth0", "bond0"],
+                                         planned_interfaces=["bond0"])
+    result = manager.run()
+    assert result["changed"] is True and "ip -n lab link set dev bond0 master br0" in result["commands"]
+    assert changing_calls(runner) == [] and dogs.started == []
+    # not planned: refused in check mode too
+    manager, runner, _store, _dogs = make(tmp_path, check_mode=True, ports=["eth0", "bond7"],
+                                          planned_interfaces=["bond0"])
+    with pytest.raises(VirtforgeError) as info:
+        manager.run()
+    assert info.value.option == "ports[1]" and "there is no interface bond7" in info.value.message
+    # a real run: it must exist, planned or not
+    manager, runner, _store, dogs = make(tmp_path, ports=["eth0", "bond0"], planned_interfaces=["bond0"])
+    with pytest.raises(VirtforgeError) as info:
+        manager.run()
+    assert info.value.option == "ports[1]" and changing_calls(runner) == [] and dogs.started == []
+
+
+def test_planned_vlan_parent_in_check_mode(tmp_path):
+    clock = FakeClock()
+    dogs = FakeWatchdogs()
+    store = safe.RollbackStore(str(tmp_path), clock=clock, sleep=clock.sleep, alive=dogs.alive, spawn=dogs.spawn)
+    for check_mode, planned, ok in ((True, ["br9"], True), (True, [], False), (False, ["br9"], False)):
+        module = FakeModule(params("vlan", name="br9.20", netns="lab", id=20, parent="br9", verify=False,
+                                   planned_interfaces=planned), check_mode=check_mode)
+        runner = ProbeRunner(world(), (True,))
+        manager = HostNetManager(module, "vlan", store=store, runner=runner, environ={})
+        if ok:
+            assert manager.run()["changed"] is True
+        else:
+            with pytest.raises(VirtforgeError) as info:
+                manager.run()
+            assert info.value.option == "parent" and "there is no interface br9 to carry VLAN 20" in info.value.message
+        assert changing_calls(runner) == [] and dogs.started == []
