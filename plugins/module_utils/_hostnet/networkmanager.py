@@ -164,8 +164,8 @@ class NetworkManagerProvider(Provider):
                     connections=names)
 
     def _port_steps(self, name, kind, old, new, connections):
-        """Steps that make ``new`` the ports, and the port profiles to bring up after the controller."""
-        steps, activate = [], []
+        """Steps that make ``new`` the ports (they come up with the controller: autoconnect-slaves)."""
+        steps = []
         for port in sorted(set(old) - set(new)):
             if port in connections:
                 steps.append({"argv": ["nmcli", "connection", "modify", port, "connection.master", "",
@@ -178,14 +178,12 @@ class NetworkManagerProvider(Provider):
             if port in connections:  # a bond or VLAN profile of its own
                 steps.append({"argv": ["nmcli", "connection", "modify", port, "connection.master", name,
                                        "connection.slave-type", kind]})
-                activate.append(port)
             else:
                 steps.append({"argv": ["nmcli", "connection", "add", "type", "ethernet",
                                        "con-name", port_connection(name, port), "ifname", port,
                                        "connection.master", name, "connection.slave-type", kind,
                                        "connection.autoconnect", "yes"]})
-                activate.append(port_connection(name, port))
-        return steps, activate
+        return steps
 
     def apply_steps(self, want, current, changes):
         name, kind = want["name"], want["kind"]
@@ -199,7 +197,7 @@ class NetworkManagerProvider(Provider):
             if not current.get("exists"):
                 return []
             if key:
-                steps += self._port_steps(name, kind, have.get(key) or [], [], connections)[0]
+                steps += self._port_steps(name, kind, have.get(key) or [], [], connections)
             steps.append({"argv": ["nmcli", "connection", "delete", name]})
             return steps
         cfg = want["config"]
@@ -207,6 +205,10 @@ class NetworkManagerProvider(Provider):
         if not current.get("exists"):
             argv = ["nmcli", "connection", "add", "type", _NM_TYPE[kind], "con-name", name, "ifname", name,
                     "connection.autoconnect", "yes"]
+            if key:
+                # bringing the controller up brings its ports up too, also a port whose device has another
+                # connection active, and a bond that became a bridge's port joins it
+                argv += ["connection.autoconnect-slaves", "yes"]
             full = dict(cfg)
             if "ip.method" not in full:
                 full["ip.method"] = "none"
@@ -220,12 +222,7 @@ class NetworkManagerProvider(Provider):
                 for prop, value in props:
                     argv += [prop, value]
                 steps.append({"argv": argv})
-        activate = []
         if key and cfg.get(key) is not None:
-            port_steps, activate = self._port_steps(name, kind, have.get(key) or [], cfg[key], connections)
-            steps += port_steps
+            steps += self._port_steps(name, kind, have.get(key) or [], cfg[key], connections)
         steps.append({"argv": ["nmcli", "connection", "up", name]})
-        # a new port comes up now, also where its device has another connection active (NetworkManager
-        # would otherwise leave that one in place), and a re-parented bond joins its new controller
-        steps += [{"argv": ["nmcli", "connection", "up", conn]} for conn in activate]
         return steps
