@@ -85,7 +85,7 @@ unit: venv collection
 integration: image
 	$(PY) -m pytest tests/integration -v -m "not conversion and not molecule" --durations=0 $(PYTEST_ARGS)
 
-# molecule scenarios (extensions/molecule): a guest converged into a KVM host, once per network provider
+# molecule scenarios (extensions/molecule): a guest converged into a KVM host (providers: VF_MOLECULE_PROVIDERS)
 test-molecule: image host-image run-molecule
 run-molecule:
 	$(PY) -m pytest tests/integration -v -m molecule --durations=0 $(PYTEST_ARGS)
