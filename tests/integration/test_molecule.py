@@ -21,7 +21,7 @@ SCENARIOS = os.path.join(ROOT, "extensions")
 def host_image():
     path = os.path.join(LAB_DIR, "kvmhost.json")
     if not os.path.exists(path):
-        pytest.fail("%s is missing: run tests/lab/golden-image.sh (make image) first" % path)
+        pytest.fail("%s is missing: run tests/lab/golden-image.sh --host (make host-image) first" % path)
     with open(path) as handle:
         return json.load(handle)["path"]
 
