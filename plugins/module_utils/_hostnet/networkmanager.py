@@ -11,7 +11,9 @@ bridge) is modified to name its controller. NetworkManager stores the profiles i
 from __future__ import annotations
 
 import ipaddress
+import os
 
+from .._errors import VirtforgeError
 from .provider import Provider
 
 _YESNO = {True: "yes", False: "no"}
@@ -22,6 +24,10 @@ _READ_PROPS = ("connection.type", "802-3-ethernet.mtu", "bridge.stp", "bridge.fo
                "bridge.vlan-filtering", "bond.options", "vlan.parent", "vlan.id", "ipv4.method", "ipv4.addresses",
                "ipv4.gateway", "ipv4.dns", "ipv6.method", "ipv6.addresses", "ipv6.gateway", "ipv6.dns")
 _NM_TYPE = dict(bridge="bridge", bond="bond", vlan="vlan")
+# Debian: NetworkManager's dispatcher runs ifupdown's hooks, and ifenslave's post-down hook releases the
+# interface from its bond (and deletes a bond) on every "down" event, also for bonds NetworkManager manages
+_IFUPDOWN_DISPATCHER = "etc/NetworkManager/dispatcher.d/01-ifupdown"
+_IFENSLAVE_HOOK = "etc/network/if-post-down.d/ifenslave"
 
 
 def port_connection(name, port):
@@ -162,6 +168,21 @@ class NetworkManagerProvider(Provider):
         state = self._show(name, ("GENERAL.STATE",)) or {}
         return dict(exists=True, kind=found, config=cfg, active=state.get("GENERAL.STATE") == "activated",
                     connections=names)
+
+    def check_system(self, want, current):
+        if want["kind"] != "bond" or want["state"] == "absent":
+            return
+        dispatcher = os.path.join(self.root, _IFUPDOWN_DISPATCHER)
+        hook = os.path.join(self.root, _IFENSLAVE_HOOK)
+        if os.access(dispatcher, os.X_OK) and os.access(hook, os.X_OK):
+            raise VirtforgeError(
+                "NetworkManager's dispatcher runs ifupdown's hooks (/%s), and /%s (package ifenslave) releases "
+                "a port from its bond, and deletes the bond, on each of their 'down' events, also when "
+                "NetworkManager manages the bond: NetworkManager attaches the port again, the late hook releases "
+                "it again, and the bond's ports flap without end" % (_IFUPDOWN_DISPATCHER, _IFENSLAVE_HOOK),
+                option="provider",
+                fix="Remove the ifenslave package (NetworkManager does not use it), or configure the bonds of "
+                    "this host with provider: ifupdown")
 
     def _port_steps(self, name, kind, old, new, connections):
         """Steps that make ``new`` the ports (they come up with the controller: autoconnect-slaves)."""

@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import VirtforgeError
 from ansible_collections.virtforge.libvirt.plugins.module_utils._hostnet import ifupdown, model, networkmanager
 from ansible_collections.virtforge.libvirt.plugins.module_utils._hostnet.iproute2 import Iproute2Provider
 from ansible_collections.virtforge.libvirt.plugins.module_utils._hostnet.provider import (
@@ -292,3 +293,38 @@ def test_networkmanager_bridge_on_a_bond_profile_modifies_the_bond():
     assert ["nmcli", "connection", "modify", "bond0", "connection.master", "", "connection.slave-type", ""] in [
         s["argv"] for s in restore]
     assert restore[-1]["argv"] == ["nmcli", "connection", "delete", "br0"]
+
+
+def _nm_root(tmp_path, dispatcher=True, hook=True, hook_mode=0o755):
+    for present, rel, mode in ((dispatcher, "etc/NetworkManager/dispatcher.d/01-ifupdown", 0o755),
+                               (hook, "etc/network/if-post-down.d/ifenslave", hook_mode)):
+        if present:
+            path = tmp_path / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("#!/bin/sh\n")
+            path.chmod(mode)
+    return networkmanager.NetworkManagerProvider(FakeRunner(), root=str(tmp_path))
+
+
+def test_networkmanager_refuses_bonds_where_ifenslaves_hook_runs_from_the_dispatcher(tmp_path):
+    """Debian: 01-ifupdown runs ifenslave's post-down hook for NetworkManager's bonds; the ports would flap."""
+    provider = _nm_root(tmp_path)
+    want = model.desired("bond", params("bond", name="bond0", members=["eth0", "eth1"], mode="active-backup"),
+                         "networkmanager")
+    with pytest.raises(VirtforgeError) as err:
+        provider.check_system(want, ABSENT)
+    assert err.value.option == "provider"
+    assert "if-post-down.d/ifenslave" in err.value.msg and "Remove the ifenslave package" in err.value.fix
+    # removing a bond, and bridges or VLANs, are not affected by the hook
+    provider.check_system(model.desired("bond", params("bond", name="bond0", state="absent"), "networkmanager"),
+                          existing("bond", {}))
+    provider.check_system(model.desired("bridge", params("bridge", name="br0", ports=["eth2"]), "networkmanager"),
+                          ABSENT)
+
+
+@pytest.mark.parametrize("dispatcher,hook,hook_mode", [(False, True, 0o755), (True, False, 0o755),
+                                                      (True, True, 0o644)])
+def test_networkmanager_bonds_are_fine_without_the_hook_or_the_dispatcher(tmp_path, dispatcher, hook, hook_mode):
+    provider = _nm_root(tmp_path, dispatcher, hook, hook_mode)
+    want = model.desired("bond", params("bond", name="bond0", members=["eth0", "eth1"]), "networkmanager")
+    provider.check_system(want, ABSENT)
