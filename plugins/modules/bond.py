@@ -15,7 +15,7 @@ description:
   - Validation happens before anything changes; a member already enslaved to another bond or bridge is refused.
   - With the NetworkManager provider on Debian, a bond is refused while the ifenslave package is installed, because
     NetworkManager's dispatcher runs its post-down hook, which releases the bond's ports behind NetworkManager's
-    back (the ports flap); remove ifenslave or use O(provider=ifupdown).
+    back (the ports flap); purge ifenslave (a plain remove leaves the hook) or use O(provider=ifupdown).
 version_added: 0.1.0
 author:
   - virtforge.libvirt contributors (@virtforge)

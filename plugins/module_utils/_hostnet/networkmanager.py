@@ -181,8 +181,9 @@ class NetworkManagerProvider(Provider):
                 "NetworkManager manages the bond: NetworkManager attaches the port again, the late hook releases "
                 "it again, and the bond's ports flap without end" % (_IFUPDOWN_DISPATCHER, _IFENSLAVE_HOOK),
                 option="provider",
-                fix="Remove the ifenslave package (NetworkManager does not use it), or configure the bonds of "
-                    "this host with provider: ifupdown")
+                fix="Purge the ifenslave package (apt-get purge ifenslave; NetworkManager does not use it, and a "
+                    "plain remove leaves the hook behind, it is a configuration file), or configure the bonds "
+                    "of this host with provider: ifupdown")
 
     def _port_steps(self, name, kind, old, new, connections):
         """Steps that make ``new`` the ports (they come up with the controller: autoconnect-slaves)."""

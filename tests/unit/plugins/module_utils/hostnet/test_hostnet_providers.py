@@ -314,7 +314,7 @@ def test_networkmanager_refuses_bonds_where_ifenslaves_hook_runs_from_the_dispat
     with pytest.raises(VirtforgeError) as err:
         provider.check_system(want, ABSENT)
     assert err.value.option == "provider"
-    assert "if-post-down.d/ifenslave" in err.value.msg and "Remove the ifenslave package" in err.value.fix
+    assert "if-post-down.d/ifenslave" in err.value.msg and "apt-get purge ifenslave" in err.value.fix
     # removing a bond, and bridges or VLANs, are not affected by the hook
     provider.check_system(model.desired("bond", params("bond", name="bond0", state="absent"), "networkmanager"),
                           existing("bond", {}))
