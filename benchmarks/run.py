@@ -2,7 +2,7 @@
 """Benchmarks of virtforge.libvirt, measured side by side in one run: `make bench`.
 
 Prints a table of times and ratios and writes benchmarks/results/latest.json. See docs/performance.md.
-Cases (select with --only): bulk, noop, clone, convert.
+Cases (select with --only): bulk, noop, clone, convert (convert-copy: its copy case alone).
 """
 
 import argparse
@@ -94,7 +94,7 @@ def bench_bulk(count):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", action="append", choices=["bulk", "noop", "clone", "convert"])
+    parser.add_argument("--only", action="append", choices=["bulk", "noop", "clone", "convert", "convert-copy"])
     parser.add_argument("--count", type=int, default=50)
     args = parser.parse_args()
     only = set(args.only or ["bulk", "noop", "clone", "convert"])
@@ -108,9 +108,9 @@ def main():
     if "clone" in only:
         from bench_clone import bench_clone  # noqa: E402
         ratios["clone"] = bench_clone(playbook, record)
-    if "convert" in only:
+    if "convert" in only or "convert-copy" in only:
         from bench_convert import bench_convert  # noqa: E402
-        ratios["convert"] = bench_convert(playbook, record)
+        ratios["convert"] = bench_convert(playbook, record, total="convert" in only)
     print("\nratios (measured side by side in this run):")
     for case, values in ratios.items():
         for key, value in values.items():
