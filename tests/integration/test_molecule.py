@@ -37,10 +37,8 @@ RUNS = dict(
 )
 
 
-# The networkmanager run is not part of the default selection yet: it converges (check mode, bond, bridge,
-# VLAN, pool, networks), but afterwards the bond's members were seen down and the VLAN task is not
-# idempotent (docs/molecule.md). VF_MOLECULE_PROVIDERS=ifupdown,networkmanager runs it.
-PROVIDERS = [p for p in os.environ.get("VF_MOLECULE_PROVIDERS", "ifupdown").split(",") if p]
+# both persistent providers by default; VF_MOLECULE_PROVIDERS=<one> runs one (.ci/run runs them side by side)
+PROVIDERS = [p for p in os.environ.get("VF_MOLECULE_PROVIDERS", "ifupdown,networkmanager").split(",") if p]
 
 
 def test_providers_are_known():
