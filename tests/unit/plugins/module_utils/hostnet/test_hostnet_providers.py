@@ -322,8 +322,8 @@ def test_networkmanager_refuses_bonds_where_ifenslaves_hook_runs_from_the_dispat
                           ABSENT)
 
 
-@pytest.mark.parametrize("dispatcher,hook,hook_mode", [(False, True, 0o755), (True, False, 0o755),
-                                                      (True, True, 0o644)])
+@pytest.mark.parametrize("dispatcher,hook,hook_mode",
+                         [(False, True, 0o755), (True, False, 0o755), (True, True, 0o644)])
 def test_networkmanager_bonds_are_fine_without_the_hook_or_the_dispatcher(tmp_path, dispatcher, hook, hook_mode):
     provider = _nm_root(tmp_path, dispatcher, hook, hook_mode)
     want = model.desired("bond", params("bond", name="bond0", members=["eth0", "eth1"]), "networkmanager")
