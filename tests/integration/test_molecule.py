@@ -37,8 +37,10 @@ RUNS = dict(
 )
 
 
-# both persistent providers by default; VF_MOLECULE_PROVIDERS=<one> runs one (.ci/run runs them side by side)
-PROVIDERS = [p for p in os.environ.get("VF_MOLECULE_PROVIDERS", "ifupdown,networkmanager").split(",") if p]
+# The networkmanager run is not in the default selection yet: it passes create, check mode, converge,
+# idempotence and failover, but its rollback step lost the SSH session over br0 (docs/molecule.md).
+# VF_MOLECULE_PROVIDERS=ifupdown,networkmanager runs both.
+PROVIDERS = [p for p in os.environ.get("VF_MOLECULE_PROVIDERS", "ifupdown").split(",") if p]
 
 
 def test_providers_are_known():
