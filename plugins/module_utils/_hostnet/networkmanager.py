@@ -190,8 +190,10 @@ class NetworkManagerProvider(Provider):
         steps = []
         for port in sorted(set(old) - set(new)):
             if port in connections:
+                # a released port keeps no IP configuration (NetworkManager would give it its defaults: DHCP)
                 steps.append({"argv": ["nmcli", "connection", "modify", port, "connection.master", "",
-                                       "connection.slave-type", ""]})
+                                       "connection.slave-type", "", "ipv4.method", "disabled",
+                                       "ipv6.method", "disabled"]})
             else:
                 steps.append({"argv": ["nmcli", "connection", "delete", port_connection(name, port)]})
         for port in new:

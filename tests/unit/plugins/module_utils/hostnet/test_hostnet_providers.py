@@ -290,8 +290,9 @@ def test_networkmanager_bridge_on_a_bond_profile_modifies_the_bond():
     after = predicted(want, current)
     back = compare(as_want("br0", "bridge", current), after)
     restore = provider.apply_steps(as_want("br0", "bridge", current), dict(after, connections=["bond0"]), back)
-    assert ["nmcli", "connection", "modify", "bond0", "connection.master", "", "connection.slave-type", ""] in [
-        s["argv"] for s in restore]
+    # and gives it no IP configuration (NetworkManager's defaults would be DHCP)
+    assert ["nmcli", "connection", "modify", "bond0", "connection.master", "", "connection.slave-type", "",
+            "ipv4.method", "disabled", "ipv6.method", "disabled"] in [s["argv"] for s in restore]
     assert restore[-1]["argv"] == ["nmcli", "connection", "delete", "br0"]
 
 
