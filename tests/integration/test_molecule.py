@@ -37,10 +37,8 @@ RUNS = dict(
 )
 
 
-# The networkmanager run is not in the default selection yet: it passes create, check mode, converge,
-# idempotence and failover, but its rollback step lost the SSH session over br0 (docs/molecule.md).
-# VF_MOLECULE_PROVIDERS=ifupdown,networkmanager runs both.
-PROVIDERS = [p for p in os.environ.get("VF_MOLECULE_PROVIDERS", "ifupdown").split(",") if p]
+# both persistent providers by default (make test-molecule); .ci/run gives each lane one provider
+PROVIDERS = [p for p in os.environ.get("VF_MOLECULE_PROVIDERS", "ifupdown,networkmanager").split(",") if p]
 
 
 def test_providers_are_known():
