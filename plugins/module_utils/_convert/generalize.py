@@ -25,19 +25,47 @@ def _q(text):
     return shlex.quote(str(text))
 
 
-def guest_script(extra_modules=(), serial_console=True, grow=None):
+def _prologue(disk_sectors):
+    """Helpers, and ``$gdisk``: the kernel's name of the guest's disk in the appliance.
+
+    guestfish calls the first disk /dev/sda, but the appliance's kernel names disks in the order
+    they come up: under load the appliance's own disk can be sda and the guest's sdb. The guest's
+    disk is the one of ``disk_sectors`` sectors that is not the appliance's.
+    """
+    n = int(disk_sectors)
+    return [
+        "exec 2>&1",
+        "change() { echo \"VF-CHANGE: $*\"; }",
+        "warn() { echo \"VF-WARN: $*\"; }",
+        "",
+        "# --- the guest's disk (VF_ROOT: only for tests of this part)",
+        "appl=$(readlink -f \"${VF_ROOT:-}\"/dev/disk/by-id/*_appliance 2>/dev/null | head -n 1)",
+        "gdisk=''",
+        "for b in \"${VF_ROOT:-}\"/sys/block/*; do",
+        "  [ \"${VF_ROOT:-}/dev/${b##*/}\" = \"$appl\" ] && continue",
+        "  [ \"$(cat \"$b/size\" 2>/dev/null)\" = %d ] || continue" % n,
+        "  [ -z \"$gdisk\" ] || { echo \"VF-FAIL: two disks of %d sectors in the appliance: $gdisk, ${b##*/}\";"
+        " exit 1; }" % n,
+        "  gdisk=${b##*/}",
+        "done",
+        "[ -n \"$gdisk\" ] || { echo 'VF-FAIL: the guest disk (%d sectors) is not in the appliance'; exit 1; }" % n,
+        "partdev() { for p in \"${VF_ROOT:-}\"/sys/block/$gdisk/$gdisk*; do"
+        " [ \"$(cat \"$p/partition\" 2>/dev/null)\" = \"$1\" ] && { echo \"/dev/${p##*/}\"; return 0; }; done;"
+        " return 1; }",
+        "",
+    ]
+
+
+def guest_script(disk_sectors, extra_modules=(), serial_console=True, grow=None):
     """The shell script run inside the guest.
 
+    ``disk_sectors``: the size of the disk guestfish was given (to find it in the appliance).
     ``grow``: dict(number, entry_offset, sectors) to enlarge an MBR partition to the disk's end
     (the partition table entry is rewritten in place, the kernel told with partx, the ext2/3/4
     filesystem grown online with resize2fs).
     """
     modules = " ".join(_q(m) for m in list(GENERIC_STORAGE_MODULES) + list(extra_modules))
-    lines = [
-        "exec 2>&1",
-        "change() { echo \"VF-CHANGE: $*\"; }",
-        "warn() { echo \"VF-WARN: $*\"; }",
-        "",
+    lines = _prologue(disk_sectors) + [
         "# --- initramfs with generic storage drivers",
         "if [ -d /etc/initramfs-tools ]; then",
         "  mkdir -p /etc/initramfs-tools/conf.d",
@@ -74,8 +102,10 @@ def guest_script(extra_modules=(), serial_console=True, grow=None):
         "    dev=$(printf '%s\\n' \"$line\" | awk '{print $1}')",
         "    case \"$dev\" in",
         "      /dev/sd*|/dev/vd*|/dev/hd*|/dev/xvd*)",
-        "        app=$(printf '%s' \"$dev\" | sed -E 's#^/dev/(s|v|h|xv)d#/dev/sd#')",
-        "        uuid=$(blkid -s UUID -o value \"$app\" 2>/dev/null || true)",
+        "        app=''",
+        "        case \"$dev\" in /dev/sda[1-9]*|/dev/vda[1-9]*|/dev/hda[1-9]*|/dev/xvda[1-9]*)"
+        " app=$(partdev \"${dev##*da}\") || app='';; esac",
+        "        uuid=$( [ -n \"$app\" ] && blkid -p -s UUID -o value \"$app\" 2>/dev/null || true)",
         "        if [ -n \"$uuid\" ]; then",
         "          line=$(printf '%s\\n' \"$line\" | sed \"s#^\\([[:space:]]*\\)$dev#\\1UUID=$uuid#\")",
         "          change \"fstab: $dev -> UUID=$uuid\"",
@@ -142,44 +172,56 @@ def guest_script(extra_modules=(), serial_console=True, grow=None):
     return "\n".join(lines) + "\n"
 
 
-def grow_only_script(grow):
+def grow_only_script(grow, disk_sectors):
     """Only the partition growth (O(generalize=false))."""
-    lines = ["exec 2>&1", "change() { echo \"VF-CHANGE: $*\"; }", "warn() { echo \"VF-WARN: $*\"; }"]
-    lines += _grow_lines(grow) + ["sync", "echo VF-DONE"]
+    lines = _prologue(disk_sectors) + _grow_lines(grow) + ["sync", "echo VF-DONE"]
     return "\n".join(lines) + "\n"
 
 
 def _grow_lines(grow):
-    lines = []
-    if grow:
-        octets = "".join("\\%03o" % b for b in int(grow["sectors"]).to_bytes(4, "little"))
-        part = "/dev/sda%d" % int(grow["number"])
-        lines += [
-            "",
-            "# --- grow the last partition (MBR entry rewritten in place) and its filesystem",
-            "printf '%s' | dd of=/dev/sda bs=1 seek=%d count=4 conv=notrunc status=none" % (
-                octets, int(grow["entry_offset"])),
-            "sync",
-            "partx -u -n %d /dev/sda || resizepart /dev/sda %d %d" % (
-                int(grow["number"]), int(grow["number"]), int(grow["sectors"])),
-            "fstype=$(blkid -s TYPE -o value %s)" % part,
-            "case \"$fstype\" in",
-            "  ext2|ext3|ext4) resize2fs %s >/tmp/vf-resize.log 2>&1 || { cat /tmp/vf-resize.log;"
-            " echo 'VF-FAIL: resize2fs'; exit 1; }" % part,
-            "    change \"partition %d grown to %d sectors, $fstype filesystem grown\";;" % (
-                int(grow["number"]), int(grow["sectors"])),
-            "  *) change \"partition %d grown to %d sectors\"; warn \"filesystem $fstype on partition %d"
-            " not grown\";;" % (int(grow["number"]), int(grow["sectors"]), int(grow["number"])),
-            "esac",
-        ]
-    return lines
+    """Grow the last MBR partition of ``$gdisk`` and its ext2/3/4 filesystem, inside the appliance.
+
+    The table entry is written in place and read back, the kernel is told with partx (the root is
+    mounted, so no re-read of the whole table); the kernel's view is checked before the filesystem
+    is grown. Any mismatch fails the run (and the module checks the entry once more on the overlay).
+    """
+    if not grow:
+        return []
+    number, sectors, offset = int(grow["number"]), int(grow["sectors"]), int(grow["entry_offset"])
+    octets = "".join("\\%03o" % b for b in sectors.to_bytes(4, "little"))
+    fail = "{ echo \"VF-FAIL: grow partition %d: %%s\"; exit 1; }" % number
+    return [
+        "",
+        "# --- grow the last partition (MBR entry rewritten in place) and its filesystem",
+        "part=$(partdev %d) || " % number + fail % "no partition %d on /dev/$gdisk" % number,
+        "printf '%s' | dd of=/dev/$gdisk bs=1 seek=%d count=4 conv=notrunc status=none || " % (octets, offset)
+        + fail % "writing the partition table entry of /dev/$gdisk",
+        "sync",
+        "written=$(od -An -tu4 -j %d -N 4 /dev/$gdisk | tr -d ' ')" % offset,
+        "[ \"$written\" = %d ] || " % sectors + fail % "the entry reads back as $written",
+        "partx -u -n %d /dev/$gdisk || resizepart /dev/$gdisk %d %d" % (number, number, sectors),
+        "[ \"$(cat /sys/class/block/${part#/dev/}/size 2>/dev/null)\" = %d ] || " % sectors
+        + fail % "the kernel did not take the new size of $part",
+        "fstype=$(blkid -p -s TYPE -o value \"$part\")",
+        "case \"$fstype\" in",
+        "  ext2|ext3|ext4) resize2fs \"$part\" >/tmp/vf-resize.log 2>&1 || { cat /tmp/vf-resize.log;"
+        " echo 'VF-FAIL: resize2fs'; exit 1; }",
+        "    change \"partition %d grown to %d sectors, $fstype filesystem grown\";;" % (number, sectors),
+        "  *) change \"partition %d grown to %d sectors\"; warn \"filesystem ${fstype:-(none found)} on partition %d"
+        " not grown\";;" % (number, sectors, number),
+        "esac",
+    ]
 
 
 def guestfish_script(script_path):
-    """guestfish commands (after ``-i``): upload the script, run it with the guest's shell, remove it."""
+    """guestfish commands (after ``-i``): upload the script, run it with the guest's shell, remove it.
+
+    The script's exit status is printed rather than returned: guestfish drops a failed command's
+    output, and that output is what says what went wrong.
+    """
     return "\n".join([
         "upload %s /tmp/virtforge-generalize.sh" % script_path,
-        "sh \"/bin/sh /tmp/virtforge-generalize.sh\"",
+        "sh \"/bin/sh /tmp/virtforge-generalize.sh || echo VF-EXIT: $?\"",
         "rm-f /tmp/virtforge-generalize.sh",
         "",
     ])

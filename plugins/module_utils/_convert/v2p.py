@@ -105,17 +105,29 @@ class V2P(object):
         with self.log.phase("record check", "sha256 of %d bytes of %s" % (plan["length"], plan["device"])):
             return blockdev.sha256_range(plan["device"], plan["length"]) == record.get("sha256")
 
-    def _grow_plan(self, src, fmt, size):
-        """Where the last MBR partition starts, read from the source's first sector."""
+    def _first_sector(self, path, fmt):
         work = tempfile.mkdtemp(prefix=".vf-v2p-", dir=self.params["work_dir"])
         try:
             head = os.path.join(work, "head")
             self.runner.run(["qemu-img", "dd", "-f", fmt, "-O", "raw", "bs=512", "count=1",
-                             "if=%s" % self.params["src"], "of=%s" % head], what="qemu-img dd")
+                             "if=%s" % path, "of=%s" % head], what="qemu-img dd")
             with open(head, "rb") as handle:
-                parts = blockdev.mbr_partitions(handle.read(512))
+                return handle.read(512)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _check_grown(self, overlay, grow):
+        """The overlay's partition table must hold the grown entry before anything is copied."""
+        parts = {x["number"]: x for x in blockdev.mbr_partitions(self._first_sector(overlay, "qcow2"))}
+        got = parts.get(grow["number"], {}).get("sectors")
+        if got != grow["sectors"]:
+            raise VirtforgeError("partition %d was not grown: its table entry has %s sectors, %d expected; "
+                                 "nothing was written to the device" % (grow["number"], got, grow["sectors"]),
+                                 option="grow_last_partition")
+
+    def _grow_plan(self, src, fmt, size):
+        """Where the last MBR partition starts, read from the source's first sector."""
+        parts = blockdev.mbr_partitions(self._first_sector(self.params["src"], fmt))
         if not parts:
             raise VirtforgeError("grow_last_partition needs an MBR partition table in the image (GPT is not "
                                  "supported yet)", option="grow_last_partition")
@@ -147,9 +159,11 @@ class V2P(object):
                 with self.log.phase("generalize", "one libguestfs run"):
                     script = os.path.join(work, "generalize.sh")
                     with open(script, "w") as handle:
+                        disk_sectors = (plan["device_size"] if plan.get("grow")
+                                        else int(plan["src"]["capacity"])) // blockdev.SECTOR
                         handle.write(generalize.guest_script(
-                            p["extra_modules"], p["serial_console"], plan.get("grow")) if p["generalize"]
-                            else generalize.grow_only_script(plan["grow"]))
+                            disk_sectors, p["extra_modules"], p["serial_console"], plan.get("grow"))
+                            if p["generalize"] else generalize.grow_only_script(plan["grow"], disk_sectors))
                     commands = generalize.guestfish_script(script)
                     _rc, out, _err = self.runner.run(["guestfish", "-a", overlay, "-i"], data=commands.encode(),
                                                      environ=env, what="guestfish (generalize)")
@@ -158,6 +172,8 @@ class V2P(object):
                     if not done:
                         raise VirtforgeError("the generalization script did not finish: %s"
                                              % "\n".join(out.strip().splitlines()[-10:]))
+                if plan.get("grow"):
+                    self._check_grown(overlay, plan["grow"])
             what = "qemu-img convert -O raw to %s (%d bytes)" % (plan["device"], plan["length"])
             with self.log.phase("copy", what):
                 self.runner.run(["qemu-img", "convert", "-n", "-f", "qcow2", "-O", "raw", "-W",

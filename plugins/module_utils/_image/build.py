@@ -191,18 +191,25 @@ def guestfish_argv(tool, recipe, image):
     return [tool, "--format=%s" % recipe["format"], "-a", image]
 
 
-def guestfish_bootloader_script(fs_uuid, device="/dev/sda", partition="/dev/sda1"):
+# grub-install runs in the guest's root, where disks have the appliance kernel's names: the image is
+# not always sda there (the appliance's own disk can come up first), so the disk holding / is asked.
+GRUB_INSTALL = ("r=$(findmnt -n -o SOURCE /) && d=$(readlink -f /sys/class/block/${r#/dev/}/..) && "
+                "grub-install --target=i386-pc /dev/${d##*/}")
+
+
+def guestfish_bootloader_script(fs_uuid, partition="/dev/sda1"):
     """guestfish commands: give the filesystem the UUID fstab names, install grub, write grub.cfg.
 
     tune2fs refuses to change the UUID of a metadata_csum filesystem mounted since its last check
-    (virt-make-fs mounted it), so the filesystem is checked first.
+    (virt-make-fs mounted it), so the filesystem is checked first. ``partition`` is guestfish's
+    name (guestfish translates it); ``GRUB_INSTALL`` finds the disk in the appliance's names.
     """
     return "\n".join([
         "run",
         "e2fsck %s correct:true" % partition,
         "set-uuid %s %s" % (partition, fs_uuid),
         "mount %s /" % partition,
-        "command \"grub-install --target=i386-pc %s\"" % device,
+        "sh \"%s\"" % GRUB_INSTALL,
         "command \"update-grub\"",
         "sync",
         "umount-all",

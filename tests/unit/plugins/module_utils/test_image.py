@@ -148,7 +148,8 @@ class TestBuildArgv:
         assert "set-uuid /dev/sda1 0f0e-uuid" in lines
         assert lines.index("set-uuid /dev/sda1 0f0e-uuid") < lines.index("mount /dev/sda1 /")
         assert lines.index("e2fsck /dev/sda1 correct:true") < lines.index("set-uuid /dev/sda1 0f0e-uuid")
-        assert 'command "grub-install --target=i386-pc /dev/sda"' in lines
+        assert 'sh "%s"' % build.GRUB_INSTALL in lines
+        assert "findmnt -n -o SOURCE /" in build.GRUB_INSTALL  # the disk holding /, not a fixed name
         assert 'command "update-grub"' in lines
 
     def test_grub_defaults(self):

@@ -3,6 +3,7 @@ script, virt-v2v argument lists, phases and XML fitting, NIC mapping."""
 
 import hashlib
 import io
+import os
 import subprocess
 import tarfile
 import types
@@ -156,25 +157,67 @@ def test_users_from_fake_sysfs(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------ generalization
 def test_guest_script_is_valid_shell_and_complete():
-    script = generalize.guest_script(["megaraid_sas"], serial_console=False,
+    script = generalize.guest_script(4096, ["megaraid_sas"], serial_console=False,
                                      grow=dict(number=1, entry_offset=458, sectors=0x01020304))
     subprocess.run(["sh", "-n"], input=script.encode(), check=True)
     assert "MODULES=most" in script and "update-initramfs -u -k all" in script
     assert "ahci" in script and "ata_piix" in script and "megaraid_sas" in script
     assert "console=ttyS" in script and "update-grub" in script
     assert "70-persistent-net.rules" in script
-    # the partition size in little-endian octal escapes at the entry's size field
-    assert "printf '\\004\\003\\002\\001' | dd of=/dev/sda bs=1 seek=458 count=4" in script
-    assert "resize2fs /dev/sda1" in script
+    # the partition size in little-endian octal escapes at the entry's size field of the guest's disk
+    assert "printf '\\004\\003\\002\\001' | dd of=/dev/$gdisk bs=1 seek=458 count=4" in script
+    assert "[ \"$written\" = %d ]" % 0x01020304 in script
+    assert 'resize2fs "$part"' in script
+    # the appliance's kernel names are looked up, never assumed
+    assert "of=/dev/sda" not in script and "resize2fs /dev/sda" not in script
+    assert "blkid -p -s UUID -o value \"$app\"" in script
     assert script.rstrip().endswith("echo VF-DONE")
-    kept = generalize.guest_script(serial_console=True)
+    kept = generalize.guest_script(4096, serial_console=True)
     assert "sed -i -E 's/ ?console=ttyS" not in kept and "seek=" not in kept
 
 
 def test_grow_only_script():
-    script = generalize.grow_only_script(dict(number=2, entry_offset=474, sectors=100))
+    script = generalize.grow_only_script(dict(number=2, entry_offset=474, sectors=100), 4096)
     subprocess.run(["sh", "-n"], input=script.encode(), check=True)
-    assert "update-initramfs" not in script and "resize2fs /dev/sda2" in script
+    assert "update-initramfs" not in script and "partdev 2" in script
+
+
+def _fake_appliance(root, disks, appliance):
+    """sysfs and /dev/disk/by-id of an appliance: disks = {name: (sectors, [partition numbers])}."""
+    for name, (sectors, parts) in disks.items():
+        block = root / "sys" / "block" / name
+        block.mkdir(parents=True)
+        (block / "size").write_text("%d\n" % sectors)
+        for number in parts:
+            (block / ("%s%d" % (name, number))).mkdir()
+            (block / ("%s%d" % (name, number)) / "partition").write_text("%d\n" % number)
+    (root / "dev" / "disk" / "by-id").mkdir(parents=True)
+    (root / "dev" / appliance).write_text("")
+    (root / "dev" / "disk" / "by-id" / "scsi-0QEMU_QEMU_HARDDISK_appliance").symlink_to(root / "dev" / appliance)
+
+
+def _run_prologue(root, sectors, tail):
+    script = "\n".join(generalize._prologue(sectors)) + "\n" + tail + "\n"
+    proc = subprocess.run(["sh"], input=script.encode(), env=dict(os.environ, VF_ROOT=str(root)),
+                          capture_output=True)
+    return proc.returncode, proc.stdout.decode()
+
+
+@pytest.mark.parametrize("appliance,guest", [("sda", "sdb"), ("sdb", "sda")])
+def test_prologue_finds_the_guest_disk_whichever_name_it_got(tmp_path, appliance, guest):
+    # the appliance's own disk may come up first: the guest's disk is then sdb
+    _fake_appliance(tmp_path, {appliance: (8388608, []), guest: (2048000, [1, 2])}, appliance)
+    rc, out = _run_prologue(tmp_path, 2048000, 'echo "disk=$gdisk part=$(partdev 2)"')
+    assert rc == 0 and out.strip() == "disk=%s part=/dev/%s2" % (guest, guest)
+
+
+def test_prologue_refuses_a_missing_or_ambiguous_disk(tmp_path):
+    _fake_appliance(tmp_path, {"sda": (8388608, []), "sdb": (2048000, [1]), "sdc": (2048000, [1])}, "sda")
+    rc, out = _run_prologue(tmp_path, 2048000, "echo reached")
+    assert rc == 1 and "VF-FAIL: two disks of 2048000 sectors" in out and "reached" not in out
+    # the appliance's disk is never taken for the guest's, even with the same size
+    rc, out = _run_prologue(tmp_path, 8388608, "echo reached")
+    assert rc == 1 and "VF-FAIL: the guest disk (8388608 sectors) is not in the appliance" in out
 
 
 def test_parse_output():
