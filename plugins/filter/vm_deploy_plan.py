@@ -59,6 +59,7 @@ _value:
 """
 
 import copy
+import hashlib
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -71,10 +72,31 @@ ROLE_KEYS = {"profile", "io_profile", "golden_image", "clone_mode", "root_size",
 DOMAIN_KEYS = {"vcpus", "max_vcpus", "memory", "max_memory", "cpu_mode", "cpu_model", "machine", "arch",
                "firmware", "boot", "interfaces", "hostdevs", "tags", "autostart", "title", "description", "graphics",
                "serial_console", "guest_agent", "domain_type", "name", "cputune", "memtune", "numatune",
-               "memory_backing"}
+               "memory_backing", "controllers"}
 IO_PROFILE_KEYS = {"interfaces", "extra_disks", "hostdevs", "root_iotune"}
 # what an extra disk may carry besides where it is made
-EXTRA_DISK_KEYS = {"size", "name", "bus", "format", "dev", "iotune", "cache", "io", "discard"}
+EXTRA_DISK_KEYS = {"size", "name", "bus", "format", "dev", "iotune", "cache", "io", "discard", "serial", "wwn",
+                   "shareable", "paths"}
+
+
+def _paths(extra, where):
+    """How many SCSI paths a guest sees to an extra disk (2 or more: a multipath LUN)."""
+    paths = extra.get("paths", 1)
+    if isinstance(paths, bool) or not isinstance(paths, int) or not 1 <= paths <= 8:
+        _fail("%s.paths: %r is not a number of paths from 1 to 8" % (where, paths))
+    if paths > 1:
+        if extra.get("bus", "scsi") != "scsi":
+            _fail("%s.bus: a disk with paths: %d is on the scsi bus (multipath), not %s" % (where, paths, extra["bus"]))
+        if extra.get("format", "raw") != "raw":
+            _fail("%s.format: a disk with paths: %d is shared by its paths and must be raw" % (where, paths))
+        if extra.get("shareable") is False:
+            _fail("%s.shareable: a disk with paths: %d is open on every path at once; leave shareable out" % (
+                where, paths))
+        if extra.get("dev") is not None:
+            _fail("%s.dev: a disk with paths: %d gets one name per path; leave dev out" % (where, paths))
+    return paths
+
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:-]*$")
 
 
@@ -182,15 +204,21 @@ def vm_deploy_plan(vms, defaults=None, profiles=None, pool="default", golden_ima
             if unknown:
                 _fail("%s.extra_disks[%d]: unknown settings %s; a disk takes %s"
                       % (where, dindex, ", ".join(sorted(unknown)), ", ".join(sorted(EXTRA_DISK_KEYS))))
-            vol = extra.get("name") or "%s-disk%d.qcow2" % (name, dindex + 1)
-            plan["disks"].append(dict(name=vol, pool=vm_pool, capacity=extra["size"],
-                                      format=extra.get("format", "qcow2")))
-            disk = dict(pool=vm_pool, volume=vol, bus=extra.get("bus", "virtio"),
-                        format=extra.get("format", "qcow2"))
-            for key in ("dev", "iotune", "cache", "io", "discard"):
+            paths = _paths(extra, "%s.extra_disks[%d]" % (where, dindex))
+            fmt = extra.get("format", "raw" if paths > 1 else "qcow2")
+            vol = extra.get("name") or "%s-disk%d.%s" % (name, dindex + 1, fmt)
+            plan["disks"].append(dict(name=vol, pool=vm_pool, capacity=extra["size"], format=fmt))
+            disk = dict(pool=vm_pool, volume=vol, bus=extra.get("bus", "scsi" if paths > 1 else "virtio"),
+                        format=fmt)
+            for key in ("dev", "iotune", "cache", "io", "discard", "serial", "wwn", "shareable"):
                 if extra.get(key) is not None:
                     disk[key] = copy.deepcopy(extra[key])
-            disks.append(disk)
+            if paths > 1:
+                # one LUN seen over several SCSI paths: one volume, one WWN, shared
+                disk.setdefault("wwn", "5" + hashlib.sha256(("%s/%s" % (vm_pool, vol)).encode()).hexdigest()[:15])
+                disk.setdefault("shareable", True)
+                disk.pop("dev", None)
+            disks.extend(copy.deepcopy(disk) for _path in range(paths))
         if vm.get("customize") is False:
             customize = None  # e.g. images that configure themselves with cloud-init
         else:
@@ -202,6 +230,10 @@ def vm_deploy_plan(vms, defaults=None, profiles=None, pool="default", golden_ima
             plan["customizations"].append(dict(customize, pool=vm_pool, volume=root))
         domain = {k: copy.deepcopy(v) for k, v in vm.items() if k in DOMAIN_KEYS}
         domain["disks"] = disks
+        if any(d.get("bus") == "scsi" for d in disks) and not any(
+                isinstance(c, dict) and c.get("type") == "scsi" for c in domain.get("controllers") or []):
+            # libvirt's implicit SCSI controller is an emulated LSI one many guest kernels lack
+            domain["controllers"] = list(domain.get("controllers") or []) + [dict(type="scsi", model="virtio-scsi")]
         if "interfaces" not in domain and vm.get("network"):
             domain["interfaces"] = [dict(network=vm["network"], model="virtio")]
         if domain.get("hostdevs") and state in ("present", "stopped"):

@@ -267,6 +267,20 @@ options:
         description: Pass discard (TRIM) requests to the image (V(unmap)) or not (V(ignore)).
         type: str
         choices: [unmap, ignore]
+      serial:
+        description: Serial number the guest sees (1-36 of letters, digits, space, C(_ . + -)). Needs a restart.
+        type: str
+      wwn:
+        description:
+          - World Wide Name the guest sees, 16 hexadecimal digits (disks on the V(scsi) or V(ide) bus only).
+          - Two SCSI disks with one WWN on one O(disks[].path) (and O(disks[].shareable)) are two paths to one
+            LUN in the guest, as dm-multipath sees them. Needs a restart.
+        type: str
+      shareable:
+        description:
+          - The image may be used by more than one disk or domain at once (C(<shareable/>); QEMU opens it with
+            C(share-rw)). Only raw images; with O(disks[].cache=none) writers see each other's data. Needs a restart.
+        type: bool
       iotune:
         description:
           - I/O limits of the disk (QEMU throttling). Values must be greater than 0; leave a key out for no limit.
@@ -643,6 +657,38 @@ options:
       device:
         description: The host TPM for V(passthrough), default V(/dev/tpm0).
         type: path
+  iommu:
+    description:
+      - A virtual IOMMU in the guest (libvirt C(<iommu>)); the guest's PCI devices get IOMMU groups, so VFIO or
+        DPDK can run inside it, or it can pass devices on to its own guests (a nested KVM host).
+      - The guest's kernel must turn it on (C(intel_iommu=on)). Changes take effect at the next start.
+    type: dict
+    suboptions:
+      enabled:
+        description: V(false) removes the IOMMU.
+        type: bool
+        default: true
+      model:
+        description: V(intel) (default; needs O(machine=q35)), V(amd), V(virtio) or V(smmuv3) (Arm).
+        type: str
+        choices: [intel, smmuv3, virtio, amd]
+      intremap:
+        description:
+          - Interrupt remapping (intel). Writes the split I/O APIC (C(<features><ioapic driver='qemu'/>)) it needs.
+        type: bool
+      caching_mode:
+        description: Caching mode (intel); needed when the guest assigns devices to its own guests with VFIO.
+        type: bool
+      eim:
+        description: Extended interrupt mode (intel; needs O(iommu.intremap)), for more than 255 vCPUs.
+        type: bool
+      iotlb:
+        description: Device IOTLB (intel), for vhost devices behind the IOMMU.
+        type: bool
+      aw_bits:
+        description: Address width in bits (intel), V(39) or V(48).
+        type: int
+        choices: [39, 48]
   serial_console:
     description: A serial port on a pty with the console on it (V(true) for a new domain). Needs a restart.
     type: bool

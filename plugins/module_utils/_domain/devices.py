@@ -210,6 +210,17 @@ def _dev_name(prefix, index):
     return prefix + letters
 
 
+_SERIAL_RE = re.compile(r"^[A-Za-z0-9_.+ -]{1,36}$")
+
+
+def canonical_wwn(text):
+    """16 hexadecimal digits in lower case (an optional 0x dropped); None when ``text`` is not a WWN."""
+    text = str(text).strip().lower()
+    if text.startswith("0x"):
+        text = text[2:]
+    return text if re.match(r"^[0-9a-f]{16}$", text) else None
+
+
 def detect_format(path):
     """qcow2 when the file says so, raw otherwise (never probe what we cannot read)."""
     try:
@@ -240,6 +251,9 @@ class DiskGroup(DeviceGroup):
         io=dict(type="str", choices=["native", "threads", "io_uring"]),
         discard=dict(type="str", choices=["unmap", "ignore"]),
         iotune=dict(type="dict", options={k: dict(type="int") for k in IOTUNE_KEYS}),
+        serial=dict(type="str"),
+        wwn=dict(type="str"),
+        shareable=dict(type="bool"),
     )
     live_fields = frozenset(["iotune"])
 
@@ -295,7 +309,34 @@ class DiskGroup(DeviceGroup):
         elif device == "disk":
             raise ctx.error("a disk needs a path, or a pool and a volume", where + ".path")
         self._check_lun(item, out, where, ctx)
+        self._check_identity(item, out, where, ctx)
         return out
+
+    @staticmethod
+    def _check_identity(item, out, where, ctx):
+        """serial, WWN and shareable: what a guest sees of a disk's identity (multipath groups paths by WWN)."""
+        serial = item.get("serial")
+        if serial is not None and not _SERIAL_RE.match(serial):
+            raise ctx.error("%r is not a disk serial (1-36 of letters, digits, space and _ . + -)" % serial,
+                            where + ".serial")
+        wwn = item.get("wwn")
+        if wwn is not None:
+            wwn = canonical_wwn(wwn)
+            if wwn is None:
+                raise ctx.error("%r is not a WWN (16 hexadecimal digits, e.g. 5000c50015ea71ac)" % item["wwn"],
+                                where + ".wwn")
+            if out["bus"] not in ("scsi", "ide"):
+                raise ctx.error("a WWN is only for disks on the scsi or ide bus, not %s" % out["bus"], where + ".wwn",
+                                fix="Use bus: scsi (e.g. paths to one LUN for multipath)")
+        shareable = item.get("shareable")
+        if shareable:
+            fmt = out["format"] or (detect_format(out["path"]) if out["path"] and ctx.host.local_files else None)
+            if fmt == "qcow2":
+                raise ctx.error("a shareable disk must be raw: qcow2 metadata is not safe with two writers",
+                                where + ".shareable", fix="Use a raw volume (format: raw)")
+            if out["device"] == "cdrom":
+                raise ctx.error("a CD-ROM is read-only; shareable is for disks and LUNs", where + ".shareable")
+        out.update(serial=serial, wwn=wwn, shareable=shareable)
 
     @staticmethod
     def _check_lun(item, out, where, ctx):
@@ -401,6 +442,9 @@ class DiskGroup(DeviceGroup):
             io=driver.get("io") if driver is not None else None,
             discard=driver.get("discard") if driver is not None else None,
             iotune=_read_numbers(element.find("iotune"), IOTUNE_KEYS, child_text=True),
+            serial=element.findtext("serial"),
+            wwn=canonical_wwn(element.findtext("wwn")) if element.findtext("wwn") else None,
+            shareable=element.find("shareable") is not None,
         )
 
     def write_item(self, root, element, item, ctx):
@@ -454,6 +498,16 @@ class DiskGroup(DeviceGroup):
             target.addnext(etree.Element("readonly"))
         elif readonly is False:
             remove(element.find("readonly"))
+        for key in ("serial", "wwn"):
+            if item.get(key) is not None:
+                node = element.find(key)
+                if node is None:
+                    node = etree.SubElement(element, key)
+                node.text = item[key]
+        if item.get("shareable") and element.find("shareable") is None:
+            etree.SubElement(element, "shareable")
+        elif item.get("shareable") is False:
+            remove(element.find("shareable"))
         return element
 
 

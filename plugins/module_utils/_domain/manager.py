@@ -276,7 +276,7 @@ class DomainManager(object):
                     path = self.host.volume_path(source.get("pool"), source.get("volume"), "disks")
                 except VirtforgeError:
                     continue
-            if path:
+            if path and path not in paths:  # a shared disk (multipath) is listed once per path
                 paths.append(path)
         backing = self._backing_paths()
         users = self._other_domain_paths(entry.name)

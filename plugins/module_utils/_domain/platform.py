@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, virtforge.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Devices a domain has at most one of: the memory balloon and the TPM.
+"""Devices a domain has at most one of: the memory balloon, the TPM and the virtual IOMMU.
 
 The balloon's size is the ``memory`` option (applied live by MemoryGroup); this group declares the
 device itself: model, statistics period (changed live), autodeflate and free page reporting.
@@ -155,3 +155,88 @@ class TpmGroup(OptionGroup):
             backend.set("version", desired["version"])
         else:
             etree.SubElement(backend, "device", path=desired["device"])
+
+
+IOMMU_MODELS = ("intel", "smmuv3", "virtio", "amd")
+IOMMU_DRIVER = (("intremap", "intremap"), ("caching_mode", "caching_mode"), ("eim", "eim"), ("iotlb", "iotlb"))
+
+
+class IommuGroup(OptionGroup):
+    """<iommu model><driver intremap caching_mode eim iotlb aw_bits/></iommu>: a virtual IOMMU in the guest.
+
+    It gives the guest's devices IOMMU groups (VFIO and DPDK inside the guest, device assignment in a
+    nested host). Interrupt remapping needs the split I/O APIC (<features><ioapic driver='qemu'/>),
+    which is written with it. Changes apply at the next start.
+    """
+
+    name = "iommu"
+    argument_spec = dict(iommu=dict(type="dict", options=dict(
+        enabled=dict(type="bool", default=True),
+        model=dict(type="str", choices=list(IOMMU_MODELS)),
+        intremap=dict(type="bool"),
+        caching_mode=dict(type="bool"),
+        eim=dict(type="bool"),
+        iotlb=dict(type="bool"),
+        aw_bits=dict(type="int", choices=[39, 48]),
+    )))
+
+    def desired(self, params, ctx):
+        raw = params.get("iommu")
+        if raw is None:
+            return {}
+        if raw.get("enabled") is False:
+            return dict(enabled=False)
+        model = raw.get("model") or "intel"
+        out = dict(enabled=True, model=model)
+        for key in ("intremap", "caching_mode", "eim", "iotlb", "aw_bits"):
+            if raw.get(key) is not None:
+                if model != "intel":
+                    raise ctx.error("driver settings are for the intel model, not %s" % model, "iommu." + key)
+                out[key] = raw[key]
+        if out.get("eim") and not out.get("intremap"):
+            raise ctx.error("extended interrupt mode needs interrupt remapping", "iommu.eim",
+                            fix="Set iommu.intremap: true as well")
+        machine = params.get("machine")
+        if model == "intel" and machine and "q35" not in machine:
+            raise ctx.error("the intel IOMMU needs a q35 machine, not %s" % machine, "iommu.model",
+                            fix="Set machine: q35 (a new machine type needs the guest to be redefined)")
+        return out
+
+    def current(self, root, ctx):
+        node = root.find("devices/iommu")
+        if node is None:
+            return dict(enabled=False, model=None)
+        driver = node.find("driver")
+        driver = driver if driver is not None else {}
+        out = dict(enabled=True, model=node.get("model"))
+        for key, attr in IOMMU_DRIVER:
+            out[key] = driver.get(attr) == "on"
+        out["aw_bits"] = int(driver.get("aw_bits")) if driver.get("aw_bits") else None
+        return out
+
+    def compare(self, desired, current, ctx):
+        if desired.get("enabled") is False:
+            desired = dict(enabled=False)
+        return super().compare(desired, current, ctx)  # no live keys: the IOMMU changes at the next start
+
+    def write(self, root, desired, ctx):
+        devices = path_element(root, "devices", create=True)
+        node = devices.find("iommu")
+        if not desired.get("enabled"):
+            remove(node)
+            return
+        if node is not None and node.get("model") != desired["model"]:
+            remove(node)
+            node = None
+        if node is None:
+            node = etree.SubElement(devices, "iommu", model=desired["model"])
+        keys = [k for k, _a in IOMMU_DRIVER if k in desired] + (["aw_bits"] if "aw_bits" in desired else [])
+        if keys:
+            driver = node.find("driver")
+            if driver is None:
+                driver = etree.SubElement(node, "driver")
+            for key in keys:
+                driver.set(key, str(desired[key]) if key == "aw_bits" else _on_off(desired[key]))
+        if desired.get("intremap"):
+            ioapic = path_element(root, "features/ioapic", create=True)
+            ioapic.set("driver", "qemu")

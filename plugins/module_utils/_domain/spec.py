@@ -17,7 +17,7 @@ from .groups import (
     AutostartGroup, CpuGroup, DomainTypeGroup, GraphicsGroup, GuestAgentGroup, IdentityGroup, MemoryGroup,
     OsGroup, SerialConsoleGroup, TagsGroup,
 )
-from .platform import BalloonGroup, TpmGroup
+from .platform import BalloonGroup, IommuGroup, TpmGroup
 from .tuning import CpuTuneGroup, MemoryBackingGroup, MemTuneGroup, NumaTuneGroup
 
 try:
@@ -50,7 +50,7 @@ class DomainSpec(DocumentSpec):
     groups = (
         IdentityGroup(), DomainTypeGroup(), CpuGroup(), MemoryGroup(), CpuTuneGroup(), MemTuneGroup(),
         NumaTuneGroup(), MemoryBackingGroup(), OsGroup(), ControllerGroup(), DiskGroup(),
-        InterfaceGroup(), RngGroup(), WatchdogGroup(), HostdevGroup(), BalloonGroup(), TpmGroup(),
+        InterfaceGroup(), RngGroup(), WatchdogGroup(), HostdevGroup(), BalloonGroup(), TpmGroup(), IommuGroup(),
         SerialConsoleGroup(), GuestAgentGroup(), GraphicsGroup(), TagsGroup(), AutostartGroup(),
     )
 

@@ -48,6 +48,12 @@ def test_vm_settings_win_over_profile_and_defaults():
     ([dict(name="x", state="exploded")], ".state"),
     ([dict(name="x", colour="red")], "unknown settings colour"),
     ([dict(name="x", extra_disks=[dict(bus="virtio")])], "extra_disks[0].size"),
+    ([dict(name="x", extra_disks=[dict(size="1G", paths=2, bus="virtio")])], "extra_disks[0].bus"),
+    ([dict(name="x", extra_disks=[dict(size="1G", paths=2, format="qcow2")])], "extra_disks[0].format"),
+    ([dict(name="x", extra_disks=[dict(size="1G", paths=2, dev="sdb")])], "extra_disks[0].dev"),
+    ([dict(name="x", extra_disks=[dict(size="1G", paths=2, shareable=False)])], "extra_disks[0].shareable"),
+    ([dict(name="x", extra_disks=[dict(size="1G", paths=0)])], "extra_disks[0].paths"),
+    ([dict(name="x", extra_disks=[dict(size="1G", paths=True)])], "extra_disks[0].paths"),
     ("web1", "must be a list"),
 ])
 def test_bad_input_names_the_setting(vms, fragment):
@@ -126,3 +132,27 @@ def test_bad_io_profile(vms, io_profiles, fragment):
     with pytest.raises(AnsibleFilterError) as err:
         plan(vms, io_profiles=io_profiles)
     assert fragment in str(err.value)
+
+
+def test_a_disk_with_two_paths_is_one_raw_volume_seen_twice_with_one_wwn():
+    out = plan([dict(name="mp1", extra_disks=[dict(size="64MiB", paths=2, cache="none"), dict(size="1GiB")])])
+    assert out["disks"] == [dict(name="mp1-disk1.raw", pool="default", capacity="64MiB", format="raw"),
+                            dict(name="mp1-disk2.qcow2", pool="default", capacity="1GiB", format="qcow2")]
+    disks = out["domains"][0]["disks"]
+    assert len(disks) == 4
+    first, second = disks[1], disks[2]
+    assert first == second and first["volume"] == "mp1-disk1.raw" and "dev" not in first
+    assert first["bus"] == "scsi" and first["format"] == "raw" and first["shareable"] is True
+    assert first["cache"] == "none" and len(first["wwn"]) == 16 and first["wwn"].startswith("5")
+    assert disks[3]["bus"] == "virtio" and "wwn" not in disks[3]
+    # SCSI disks get a virtio-scsi controller unless the VM names its own
+    assert out["domains"][0]["controllers"] == [dict(type="scsi", model="virtio-scsi")]
+    lsi = plan([dict(name="mp1", controllers=[dict(type="scsi", model="lsilogic")],
+                     extra_disks=[dict(size="64MiB", paths=2)])])
+    assert lsi["domains"][0]["controllers"] == [dict(type="scsi", model="lsilogic")]
+    assert "controllers" not in plan([dict(name="web1")])["domains"][0]
+    # the WWN is stable from run to run, and the user's own wins
+    again = plan([dict(name="mp1", extra_disks=[dict(size="64MiB", paths=2, cache="none")])])
+    assert again["domains"][0]["disks"][1]["wwn"] == first["wwn"]
+    own = plan([dict(name="mp1", extra_disks=[dict(size="64MiB", paths=3, wwn="5000c50015ea71ac")])])
+    assert [d.get("wwn") for d in own["domains"][0]["disks"]] == [None] + ["5000c50015ea71ac"] * 3

@@ -168,3 +168,50 @@ def test_unfiltered_sgio_refused_where_libvirt_dropped_it(host, make_ctx):
     assert info.value.option == "disks[0].sgio" and "libvirt 9.0.0" in info.value.msg
     host.conn = _Conn(8000000)
     assert "sgio=\"unfiltered\"" in created(lun, make_ctx)
+
+
+MULTIPATH = dict(
+    name="vft-dev-mpath", vcpus=1, memory=256,
+    disks=[dict(path="/var/lib/libvirt/images/root.qcow2", format="qcow2"),
+           dict(path="/var/lib/libvirt/images/lun.raw", format="raw", bus="scsi", cache="none", shareable=True,
+                wwn="0x5000C50015EA71AC", serial="vf-lun-1"),
+           dict(path="/var/lib/libvirt/images/lun.raw", format="raw", bus="scsi", cache="none", shareable=True,
+                wwn="5000c50015ea71ac", serial="vf-lun-1")],
+)
+
+
+def test_two_scsi_paths_to_one_lun(make_ctx, tmp_path):
+    """serial, wwn and shareable: written, valid for libvirt's schema, read back without changes."""
+    xml = created(MULTIPATH, make_ctx)
+    disks = parse_xml(xml).findall("devices/disk")
+    assert [d.find("target").get("dev") for d in disks] == ["vda", "sda", "sdb"]
+    for disk in disks[1:]:
+        assert disk.findtext("wwn") == "5000c50015ea71ac" and disk.findtext("serial") == "vf-lun-1"
+        assert disk.find("shareable") is not None
+    assert disks[0].find("shareable") is None and disks[0].find("wwn") is None
+    path = tmp_path / "mpath.xml"
+    path.write_text(xml)
+    result = validate(str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert SPEC.plan(MULTIPATH["name"], MULTIPATH, xml, make_ctx(MULTIPATH["name"])).changes == []
+    # a changed WWN is a change (one that needs a restart), and taking shareable away removes the element
+    changed = dict(MULTIPATH, disks=[dict(d) for d in MULTIPATH["disks"]])
+    changed["disks"][2] = dict(changed["disks"][2], dev="sdb", wwn="5000c50015ea71ad", shareable=False)
+    plan = SPEC.plan(MULTIPATH["name"], changed, xml, make_ctx(MULTIPATH["name"]))
+    assert [c.path for c in plan.changes] == ["disks[sdb]"]
+    after = parse_xml(plan.after_xml).xpath("devices/disk[target/@dev='sdb']")[0]
+    assert after.findtext("wwn") == "5000c50015ea71ad" and after.find("shareable") is None
+
+
+@pytest.mark.parametrize("disk, option, text", [
+    (dict(path="/i/a.raw", bus="scsi", wwn="5000c50015ea71a"), "disks[0].wwn", "16 hexadecimal digits"),
+    (dict(path="/i/a.raw", bus="scsi", wwn="5000c50015ea71ag"), "disks[0].wwn", "not a WWN"),
+    (dict(path="/i/a.raw", bus="virtio", wwn="5000c50015ea71ac"), "disks[0].wwn", "scsi or ide bus"),
+    (dict(path="/i/a.qcow2", format="qcow2", bus="scsi", shareable=True), "disks[0].shareable", "must be raw"),
+    (dict(path="/i/a.raw", serial="bad/serial"), "disks[0].serial", "not a disk serial"),
+    (dict(path="/i/a.raw", serial="x" * 37), "disks[0].serial", "not a disk serial"),
+])
+def test_disk_identity_refusals(disk, option, text, make_ctx):
+    with pytest.raises(VirtforgeError) as info:
+        created(dict(name="vft-dev-bad", disks=[disk]), make_ctx)
+    assert info.value.option == option and text in info.value.msg

@@ -25,6 +25,9 @@ def plan(params, make_ctx, xml=None, running=False):
     dict(tpm=dict(model="tpm-tis", version="1.2")),
     dict(tpm=dict(backend="passthrough", model="tpm-tis")),
     dict(balloon=dict(model="none")),
+    dict(iommu={}),
+    dict(iommu=dict(intremap=True, caching_mode=True, eim=True, iotlb=True, aw_bits=48)),
+    dict(iommu=dict(model="virtio")),
 ])
 def test_xml_passes_the_schema_and_reads_back(params, make_ctx, tmp_path):
     p = plan(params, make_ctx)
@@ -65,7 +68,30 @@ def test_stats_period_is_live_the_rest_is_not(make_ctx):
     assert {c.live for c in p.changes} == {False} and p.restart_required
 
 
+def test_iommu_written_changed_in_place_and_removed(make_ctx):
+    p = plan(dict(iommu=dict(intremap=True, caching_mode=True)), make_ctx, running=True)
+    root = parse_xml(p.after_xml)
+    iommu = root.find("devices/iommu")
+    assert iommu.get("model") == "intel"
+    assert dict(iommu.find("driver").attrib) == dict(intremap="on", caching_mode="on")
+    assert root.find("features/ioapic").get("driver") == "qemu"  # interrupt remapping needs the split I/O APIC
+    assert p.restart_required and {c.live for c in p.changes} == {False}
+    # only what is set is compared; a setting changed keeps the others
+    assert not plan(dict(iommu=dict(model="intel")), make_ctx, xml=p.after_xml).changes
+    p2 = plan(dict(iommu=dict(caching_mode=False)), make_ctx, xml=p.after_xml)
+    assert [c.path for c in p2.changes] == ["iommu.caching_mode"]
+    driver = parse_xml(p2.after_xml).find("devices/iommu/driver")
+    assert dict(driver.attrib) == dict(intremap="on", caching_mode="off")
+    p3 = plan(dict(iommu=dict(enabled=False)), make_ctx, xml=p2.after_xml)
+    assert [c.path for c in p3.changes] == ["iommu.enabled"]
+    assert parse_xml(p3.after_xml).find("devices/iommu") is None
+    assert not plan(dict(iommu=dict(enabled=False)), make_ctx).changes
+
+
 @pytest.mark.parametrize("params, option", [
+    (dict(iommu=dict(model="virtio", caching_mode=True)), "iommu.caching_mode"),
+    (dict(iommu=dict(eim=True)), "iommu.eim"),
+    (dict(machine="pc", iommu={}), "iommu.model"),
     (dict(tpm=dict(backend="passthrough", version="2.0")), "tpm.version"),
     (dict(tpm=dict(device="/dev/tpm0")), "tpm.device"),
     (dict(tpm=dict(backend="passthrough", device="tpm0")), "tpm.device"),
