@@ -156,3 +156,11 @@ def test_a_disk_with_two_paths_is_one_raw_volume_seen_twice_with_one_wwn():
     assert again["domains"][0]["disks"][1]["wwn"] == first["wwn"]
     own = plan([dict(name="mp1", extra_disks=[dict(size="64MiB", paths=3, wwn="5000c50015ea71ac")])])
     assert [d.get("wwn") for d in own["domains"][0]["disks"]] == [None] + ["5000c50015ea71ac"] * 3
+
+
+def test_every_option_that_describes_the_domain_reaches_the_domain_module():
+    extra = dict(graphics_listen="127.0.0.1", balloon=dict(stats_period=5), tpm={}, machine="q35",
+                 iommu=dict(model="intel", caching_mode=True), rngs=[dict(rate_bytes=1024)],
+                 watchdogs=[dict(model="i6300esb")])
+    domain = plan([dict(name="v1", **extra)])["domains"][0]
+    assert {k: domain[k] for k in extra} == extra
