@@ -18,7 +18,7 @@ import hashlib
 import os
 import re
 
-from .._engine import ListGroup, path_element, remove
+from .._engine import ListGroup, path_element, remove, set_text
 from .._errors import VirtforgeError
 from .._libvirt import libvirt
 from . import appqos
@@ -500,10 +500,7 @@ class DiskGroup(DeviceGroup):
             remove(element.find("readonly"))
         for key in ("serial", "wwn"):
             if item.get(key) is not None:
-                node = element.find(key)
-                if node is None:
-                    node = etree.SubElement(element, key)
-                node.text = item[key]
+                set_text(element, key, item[key])
         if item.get("shareable") and element.find("shareable") is None:
             etree.SubElement(element, "shareable")
         elif item.get("shareable") is False:

@@ -94,7 +94,10 @@ class BalloonGroup(OptionGroup):
 
 
 class TpmGroup(OptionGroup):
-    """<tpm model><backend type='emulator' version/> or type='passthrough' with the host's device</tpm>."""
+    """<tpm model><backend type='emulator' version/> or type='passthrough' with the host's device</tpm>.
+
+    No live keys: a TPM changes at the next start.
+    """
 
     name = "tpm"
     argument_spec = dict(tpm=dict(type="dict", options=dict(
@@ -139,11 +142,6 @@ class TpmGroup(OptionGroup):
                     version=(backend.get("version") or "2.0") if kind == "emulator" else None,
                     device=device.get("path") if device is not None else None)
 
-    def compare(self, desired, current, ctx):
-        if desired.get("enabled") is False:
-            desired = dict(enabled=False)
-        return super().compare(desired, current, ctx)  # no live keys: a TPM changes at the next start
-
     def write(self, root, desired, ctx):
         devices = path_element(root, "devices", create=True)
         remove(devices.find("tpm"))
@@ -158,7 +156,7 @@ class TpmGroup(OptionGroup):
 
 
 IOMMU_MODELS = ("intel", "smmuv3", "virtio", "amd")
-IOMMU_DRIVER = (("intremap", "intremap"), ("caching_mode", "caching_mode"), ("eim", "eim"), ("iotlb", "iotlb"))
+IOMMU_SWITCHES = ("intremap", "caching_mode", "eim", "iotlb")  # on/off attributes of <driver>
 
 
 class IommuGroup(OptionGroup):
@@ -188,7 +186,7 @@ class IommuGroup(OptionGroup):
             return dict(enabled=False)
         model = raw.get("model") or "intel"
         out = dict(enabled=True, model=model)
-        for key in ("intremap", "caching_mode", "eim", "iotlb", "aw_bits"):
+        for key in IOMMU_SWITCHES + ("aw_bits",):
             if raw.get(key) is not None:
                 if model != "intel":
                     raise ctx.error("driver settings are for the intel model, not %s" % model, "iommu." + key)
@@ -209,15 +207,10 @@ class IommuGroup(OptionGroup):
         driver = node.find("driver")
         driver = driver if driver is not None else {}
         out = dict(enabled=True, model=node.get("model"))
-        for key, attr in IOMMU_DRIVER:
-            out[key] = driver.get(attr) == "on"
+        for key in IOMMU_SWITCHES:
+            out[key] = driver.get(key) == "on"
         out["aw_bits"] = int(driver.get("aw_bits")) if driver.get("aw_bits") else None
         return out
-
-    def compare(self, desired, current, ctx):
-        if desired.get("enabled") is False:
-            desired = dict(enabled=False)
-        return super().compare(desired, current, ctx)  # no live keys: the IOMMU changes at the next start
 
     def write(self, root, desired, ctx):
         devices = path_element(root, "devices", create=True)
@@ -230,7 +223,7 @@ class IommuGroup(OptionGroup):
             node = None
         if node is None:
             node = etree.SubElement(devices, "iommu", model=desired["model"])
-        keys = [k for k, _a in IOMMU_DRIVER if k in desired] + (["aw_bits"] if "aw_bits" in desired else [])
+        keys = [k for k in IOMMU_SWITCHES + ("aw_bits",) if k in desired]
         if keys:
             driver = node.find("driver")
             if driver is None:
