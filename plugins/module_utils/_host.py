@@ -18,6 +18,13 @@ except ImportError:  # pragma: no cover - reported by _libvirt.check_libraries
     etree = None
 
 _NESTED_PARAMS = (("kvm_intel", "intel"), ("kvm_amd", "amd"))
+#: class code 0x0604xx: PCI-to-PCI bridge (passed through never; the devices behind it are)
+PCI_BRIDGE_CLASS = 0x0604
+#: drivers a device may be on while another member of its IOMMU group is given to a guest
+SAFE_DRIVERS = ("vfio-pci", "pci-stub")
+#: the ACPI table that describes the IOMMU, and the kernel arguments that turn it on and keep host devices
+#: on identity mappings (iommu=pt: no translation cost for devices the host keeps)
+IOMMU_FIRMWARE = (("DMAR", "intel", ["intel_iommu=on", "iommu=pt"]), ("IVRS", "amd", ["iommu=pt"]))
 
 
 def _path(root, rel):
@@ -113,6 +120,22 @@ def pci_device(root, address):
                 iommu_group=_link_name(root, rel + "/iommu_group"))
 
 
+PCI_FORM = "domain:bus:slot.function as `lspci -D` prints it, e.g. 0000:03:00.1 (03:00.1 means domain 0000)"
+_PCI_RE = re.compile(r"^(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$")
+
+
+def parse_pci_address(text):
+    """``0000:03:00.1`` or ``03:00.1`` (any case) -> ``0000:03:00.1``; None when malformed."""
+    match = _PCI_RE.match(str(text).strip().lower())
+    if not match or int(match.group(3), 16) > 0x1f:  # 5 bits of slot
+        return None
+    return "%s:%s:%s.%s" % (match.group(1) or "0000", match.group(2), match.group(3), match.group(4))
+
+
+def is_pci_bridge(info):
+    return info is not None and info["class_code"] is not None and info["class_code"] >> 8 == PCI_BRIDGE_CLASS
+
+
 def iommu_info(root="/"):
     groups = iommu_groups(root)
     cmdline = (read_text(root, "/proc/cmdline") or "").split()
@@ -120,9 +143,14 @@ def iommu_info(root="/"):
     units = sorted(os.listdir(_path(root, "/sys/class/iommu"))) if os.path.isdir(_path(root, "/sys/class/iommu")) \
         else []
     ordered = sorted(groups.items(), key=lambda kv: _int(kv[0]) if _int(kv[0]) is not None else kv[0])
+    firmware, suggested = None, []
+    for table, vendor, wanted in IOMMU_FIRMWARE:
+        if os.path.exists(_path(root, "/sys/firmware/acpi/tables/" + table)):
+            firmware, suggested = vendor, list(wanted)
+            break
     return dict(enabled=bool(groups), group_count=len(groups),
                 groups=[dict(id=_int(k) if _int(k) is not None else k, devices=v) for k, v in ordered],
-                units=units, kernel_args=args)
+                units=units, kernel_args=args, firmware=firmware, suggested_kernel_args=suggested)
 
 
 def meminfo(root="/", rel="/proc/meminfo"):

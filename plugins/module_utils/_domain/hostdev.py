@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from .._host import iommu_groups, pci_device
+from .._host import PCI_FORM, SAFE_DRIVERS, iommu_groups, is_pci_bridge, parse_pci_address, pci_device
 from .devices import DeviceGroup
 
 try:
@@ -34,26 +34,14 @@ except ImportError:  # pragma: no cover - reported by _libvirt.check_libraries
 SOURCES = ("pci", "usb", "mdev")
 MDEV_MODELS = ["vfio-pci", "vfio-ccw", "vfio-ap"]
 #: drivers that leave an IOMMU group member harmless to the host while another member is in a guest
-SAFE_DRIVERS = ("vfio-pci", "pci-stub")
-PCI_BRIDGE_CLASS = 0x0604  # class code 0x0604xx: PCI-to-PCI bridge
 #: only these kinds are attached to / detached from a running guest (libvirt hot-plugs PCI and USB hostdevs)
 HOTPLUG_TYPES = ("pci", "usb")
 
-_PCI_RE = re.compile(r"^(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$")
 _USB_ID_RE = re.compile(r"^0x[0-9a-f]{4}$")
 _USB_ADDR_RE = re.compile(r"^bus(\d+)\.device(\d+)$")
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
-PCI_FORM = "domain:bus:slot.function as `lspci -D` prints it, e.g. 0000:03:00.1 (03:00.1 means domain 0000)"
 WITHOUT_CHECK = "; to define the domain before this host has the hardware, set iommu_check: false on the item"
-
-
-def parse_pci_address(text):
-    """``0000:03:00.1`` or ``03:00.1`` (any case) -> ``0000:03:00.1``; None when malformed."""
-    match = _PCI_RE.match(str(text).strip().lower())
-    if not match or int(match.group(3), 16) > 0x1f:  # 5 bits of slot
-        return None
-    return "%s:%s:%s.%s" % (match.group(1) or "0000", match.group(2), match.group(3), match.group(4))
 
 
 def _number(text):
@@ -71,10 +59,6 @@ def read_pci_address(address):
     """``<address domain= bus= slot= function=>`` -> ``0000:03:00.1``; None when malformed."""
     parts = [_number(address.get(k, "0")) for k in ("domain", "bus", "slot", "function")]
     return None if None in parts else "%04x:%02x:%02x.%x" % tuple(parts)
-
-
-def _is_bridge(info):
-    return info is not None and info["class_code"] is not None and info["class_code"] >> 8 == PCI_BRIDGE_CLASS
 
 
 class HostdevGroup(DeviceGroup):
@@ -223,14 +207,15 @@ class HostdevGroup(DeviceGroup):
             raise ctx.error("%s cannot be passed through with VFIO: %s" % (address, why), where + ".pci",
                             fix="Turn VT-d (Intel) or AMD-Vi (AMD) on in the firmware and boot the kernel with "
                                 "intel_iommu=on (Intel) or amd_iommu=on (AMD)" + WITHOUT_CHECK)
-        if _is_bridge(device):
+        if is_pci_bridge(device):
             raise ctx.error("%s is a PCI bridge: VFIO passes endpoints through, not bridges" % address, where + ".pci",
                             fix="Pass the devices behind the bridge instead")
         if not item["managed"] and device["driver"] != "vfio-pci":
             raise ctx.error("with managed: false libvirt does not rebind %s, so it must already be bound to "
                             "vfio-pci; it is bound to %s" % (address, device["driver"] or "no driver"),
                             where + ".managed",
-                            fix="Bind it (driverctl set-override %s vfio-pci), or use managed: true" % address)
+                            fix="Bind it (virtforge.libvirt.vfio_bind with addresses: [%s]), or use managed: true"
+                                % address)
         group = device["iommu_group"]
         offending = []
         for member in groups.get(group, []):
@@ -239,15 +224,15 @@ class HostdevGroup(DeviceGroup):
             info = pci_device(root, member)
             if info is None:
                 offending.append("%s (not a PCI device: its driver cannot be told)" % member)
-            elif info["driver"] is not None and info["driver"] not in SAFE_DRIVERS and not _is_bridge(info):
+            elif info["driver"] is not None and info["driver"] not in SAFE_DRIVERS and not is_pci_bridge(info):
                 offending.append("%s (driver %s)" % (member, info["driver"]))
         if offending:
             raise ctx.error(
                 "%s is in IOMMU group %s, which a guest can only be given whole, and other members of it are in use "
                 "by the host: %s" % (address, group, ", ".join(offending)), where + ".pci",
-                fix="Bind them to vfio-pci (e.g. driverctl set-override %s vfio-pci), or pass the whole group to "
-                    "this domain (list every member in hostdevs); PCI bridges and members on pci-stub or on no "
-                    "driver may stay" % offending[0].split(" ")[0])
+                fix="Bind them to vfio-pci (virtforge.libvirt.vfio_bind with addresses: [%s]), or pass the whole "
+                    "group to this domain (list every member in hostdevs); PCI bridges and members on pci-stub or "
+                    "on no driver may stay" % offending[0].split(" ")[0])
 
     # ------------------------------------------------------------------ read / write
     def read_element(self, element, ctx):

@@ -28,6 +28,9 @@ def _intel_tree():
         os.makedirs(directory, exist_ok=True)
         for device in devices:
             open(os.path.join(directory, device), "w").close()
+    tables = os.path.join(tree, "sys", "firmware", "acpi", "tables")
+    os.makedirs(tables, exist_ok=True)
+    open(os.path.join(tables, "DMAR"), "w").close()  # VT-d in the firmware
     return tree
 
 
@@ -78,6 +81,7 @@ def test_intel_kvm_host():
     assert [g["id"] for g in iommu["groups"]] == [0, 1, 2, 12]
     assert iommu["groups"][3]["devices"] == ["0000:01:00.0", "0000:01:00.1"]
     assert iommu["units"] == ["dmar0"] and iommu["kernel_args"] == ["intel_iommu=on", "iommu=pt"]
+    assert iommu["firmware"] == "intel" and iommu["suggested_kernel_args"] == ["intel_iommu=on", "iommu=pt"]
     assert facts["numa"]["node_count"] == 2
     assert facts["numa"]["nodes"][1] == dict(id=1, cpus="2-3", memory_total=32768000 * 1024,
                                              memory_free=15000000 * 1024)
@@ -97,7 +101,8 @@ def test_machine_like_the_build_host_has_no_usable_kvm():
     # /dev/kvm exists, but without vmx/svm KVM is not usable
     assert facts["kvm"]["device"] is True and facts["kvm_usable"] is False
     assert "vmx/svm" in facts["kvm"]["reason"] and facts["kvm"]["nested"] is None and facts["kvm"]["module"] is None
-    assert facts["iommu"] == dict(enabled=False, group_count=0, groups=[], units=[], kernel_args=[])
+    assert facts["iommu"] == dict(enabled=False, group_count=0, groups=[], units=[], kernel_args=[], firmware=None,
+                                  suggested_kernel_args=[])
     assert facts["numa"]["node_count"] == 1
     assert facts["network"] == dict(bridges=[], bonds=[])
 

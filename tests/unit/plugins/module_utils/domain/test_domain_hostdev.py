@@ -109,7 +109,7 @@ def test_unsafe_member_names_group_member_driver_and_fix(local, tmp_path, make_c
     assert "IOMMU group 12" in err.msg
     assert "0000:03:00.0 (driver e1000e)" in err.msg and "0000:03:00.2 (driver snd_hda_intel)" in err.msg
     assert "pcieport" not in err.msg
-    assert "vfio-pci" in err.fix and "driverctl set-override 0000:03:00.0 vfio-pci" in err.fix
+    assert "vfio-pci" in err.fix and "vfio_bind with addresses: [0000:03:00.0]" in err.fix
     assert "whole group" in err.fix
 
 
