@@ -72,7 +72,11 @@ class GrubProvider(object):
     @classmethod
     def usable(cls, runner, root="/"):
         return os.path.exists(_path(root, "/etc/default/grub")) and bool(
-            runner.which("update-grub", required=False) or runner.which("grub-mkconfig", required=False))
+            runner.which("update-grub", required=False) or cls._mkconfig(runner))
+
+    @staticmethod
+    def _mkconfig(runner):
+        return runner.which("grub-mkconfig", required=False) or runner.which("grub2-mkconfig", required=False)
 
     def _own(self):
         text = read_text(self.root, self.path) or ""
@@ -110,7 +114,11 @@ class GrubProvider(object):
         elif os.path.exists(path):
             os.unlink(path)
         update = self.runner.which("update-grub", required=False)
-        argv = [update] if update else [self.runner.which("grub-mkconfig"), "-o", self._grub_cfg()]
+        mkconfig = None if update else self._mkconfig(self.runner)
+        if not update and not mkconfig:
+            raise VirtforgeError("neither update-grub nor grub-mkconfig/grub2-mkconfig is installed", "provider",
+                                 fix="Install GRUB's tools (grub2-common or grub2-tools)")
+        argv = [update] if update else [mkconfig, "-o", self._grub_cfg()]
         self.runner.run(argv, what="update-grub")
 
     def _grub_cfg(self):

@@ -78,6 +78,10 @@ def test_grub_value_replaces_and_absent_removes_then_deletes_the_file(tmp_path):
     result = _kernel_args.run(_params(["iommu", "hugepagesz=1G"], state="absent"), runner, False, root)
     assert result["changed"] and result["args"] == []
     assert not (tmp_path / "etc/default/grub.d/90-virtforge.cfg").exists()
+    # a RHEL-family GRUB without grubby: grub2-mkconfig
+    runner = Runner({"grub2-mkconfig"})
+    _kernel_args.run(_params(["iommu=pt"]), runner, False, root)
+    assert runner.calls[-1] == ["/usr/sbin/grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"]
 
 
 def test_grub_counts_what_etc_default_grub_sets_and_never_edits_it(tmp_path):
