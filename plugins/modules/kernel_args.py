@@ -14,8 +14,8 @@ description:
     does, when the play allows it.
   - B(grub) (Debian, Ubuntu) - the arguments go in a file of their own, O(grub_file) in C(/etc/default/grub.d)
     (C(grub-mkconfig) reads it after C(/etc/default/grub), which is never edited), then C(update-grub) runs
-    (C(grub-mkconfig -o) or C(grub2-mkconfig -o) where there is no C(update-grub)). An argument C(/etc/default/grub) already sets counts
-    as present; one it sets is not removed (a warning says so).
+    (C(grub-mkconfig -o) or C(grub2-mkconfig -o) where there is no C(update-grub)). An argument
+    C(/etc/default/grub) already sets counts as present; one it sets is not removed (a warning says so).
   - B(grubby) (RHEL, Fedora and their rebuilds) - C(grubby --update-kernel=ALL --args) or C(--remove-args),
     which also sets the defaults for kernels installed later.
   - An argument with a value replaces the same name with another value (V(iommu=pt) replaces V(iommu=nopt)).
