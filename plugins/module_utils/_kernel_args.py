@@ -162,17 +162,12 @@ class GrubbyProvider(object):
             self.runner.run([grubby, "--update-kernel=ALL", "--args=" + " ".join(added)], what="grubby --args")
 
 
-PROVIDERS = (GrubbyProvider, GrubProvider)
-
-
 def provider_for(name, runner, root="/", path=GRUB_D_FILE):
-    if name == "grub":
-        return GrubProvider(runner, root, path)
-    if name == "grubby":
+    """The named provider; ``auto``: grubby where it is installed (RHEL family), else GRUB's tools."""
+    if name == "grubby" or (name == "auto" and GrubbyProvider.usable(runner, root)):
         return GrubbyProvider(runner, root)
-    for cls in PROVIDERS:
-        if cls.usable(runner, root):
-            return GrubProvider(runner, root, path) if cls is GrubProvider else cls(runner, root)
+    if name == "grub" or GrubProvider.usable(runner, root):
+        return GrubProvider(runner, root, path)
     raise VirtforgeError("neither grubby nor GRUB's update-grub/grub-mkconfig was found", "provider",
                          fix="Install grubby (RHEL/Fedora) or grub2-common (Debian/Ubuntu), or set the arguments "
                              "in your bootloader by hand")

@@ -200,8 +200,8 @@ def _requested(params):
     return sorted(set(addresses)), sorted(set(ids))
 
 
-def _refusals(sysfs, info, wanted, force):
-    """Reasons ``info`` must not be taken from the host (empty: it may)."""
+def _refusals(sysfs, info, wanted, force, devices):
+    """Reasons ``info`` must not be taken from the host (empty: it may); ``devices``: every PCI device, read once."""
     address = info["address"]
     if is_pci_bridge(info) or (info["class_code"] is not None and info["class_code"] >> 16 == 0x06):
         return ["%s is a bridge (class 0x%06x): VFIO passes endpoints, not bridges; give the devices behind it"
@@ -225,7 +225,7 @@ def _refusals(sysfs, info, wanted, force):
     for member in info["group_devices"]:
         if member == address or member in wanted:
             continue
-        other = sysfs.device(member)
+        other = devices.get(member)
         if other is None or is_pci_bridge(other) or other["driver"] in SAFE_DRIVERS + (None,):
             continue
         others.append("%s (driver %s)" % (member, other["driver"]))
@@ -274,7 +274,7 @@ def plan(params, root="/"):
         if present:
             action = None if bound or not runtime else "bind"
             if action:
-                errors.extend(_refusals(sysfs, info, targets, params.get("force", False)))
+                errors.extend(_refusals(sysfs, info, targets, params.get("force", False), all_devices))
         else:
             action = "release" if runtime and (bound or info["driver_override"] == VFIO_DRIVER) else None
         devices.append(dict(info, driver_before=info["driver"], action=action,
@@ -338,6 +338,7 @@ def apply(result, runner, root="/"):
             raise VirtforgeError("%s did not bind to vfio-pci (driver now %s)" % (address, device["driver"]),
                                  "addresses", fix="See the kernel log (dmesg): vfio-pci refuses devices outside "
                                                   "an IOMMU group")
-    if rules["changed"] and runner.which("udevadm", required=False):
-        runner.run([runner.which("udevadm"), "control", "--reload"], check=False)
+    udevadm = runner.which("udevadm", required=False) if rules["changed"] else None
+    if udevadm:
+        runner.run([udevadm, "control", "--reload"], check=False)
     return result

@@ -6,42 +6,20 @@ import sys
 
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.virtforge.libvirt.plugins.module_utils import _kernel_args, _vfio
 from ansible_collections.virtforge.libvirt.plugins.modules import kernel_args, vfio_bind
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "module_utils"))
+from module_main import main_outcome  # noqa: E402
 from test_vfio import MGMT, NIC_A, Tree  # noqa: E402
 
 
-class Exit(Exception):
-    pass
-
-
 def run(monkeypatch, module, check_mode=False, diff=False, **args):
-    outcome = {}
-
-    def exit_json(self, **kwargs):
-        outcome.update(kwargs, failed=False)
-        raise Exit()
-
-    def fail_json(self, **kwargs):
-        outcome.update(kwargs, failed=True)
-        raise Exit()
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kw: (0, "", ""))
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, tool, required=False, opt_dirs=None:
                         "/usr/sbin/" + tool if tool in ("update-grub", "udevadm", "modprobe") else None)
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    if diff:
-        args["_ansible_diff"] = True
-    with patch_module_args(args), pytest.raises(Exit):
-        module.main()
-    return outcome
+    return main_outcome(monkeypatch, module, args, check_mode=check_mode, diff=diff)
 
 
 @pytest.fixture

@@ -1,43 +1,21 @@
 """domain_info's main() against libvirt's test:///default driver."""
 
-import json
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from lxml import etree
 
 from ansible_collections.virtforge.libvirt.plugins.module_utils import _libvirt
 from ansible_collections.virtforge.libvirt.plugins.modules import domain_info
+from module_main import main_outcome  # this directory is on sys.path for its tests
 
 PREFIX = "vft-info-mod-"
 NS = _libvirt.METADATA_NS
 
 
-class Exit(Exception):
-    pass
-
-
 def run(monkeypatch, **args):
-    """Run main() with these module args; return (failed, result)."""
-    outcome = {}
-
-    def exit_json(self, **kwargs):
-        outcome.update(kwargs, failed=False)
-        raise Exit()
-
-    def fail_json(self, **kwargs):
-        outcome.update(kwargs, failed=True)
-        raise Exit()
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    """Run main() with these module args; return its result (with ``failed``)."""
     args.setdefault("uri", "test:///default")
-    with patch_module_args(args):
-        with pytest.raises(Exit):
-            domain_info.main()
-    json.dumps(outcome)  # a module result must serialize
-    return outcome
+    return main_outcome(monkeypatch, domain_info, args)
 
 
 @pytest.fixture

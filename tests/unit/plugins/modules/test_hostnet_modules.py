@@ -1,16 +1,14 @@
 """main() of bridge, bond, vlan and host_info, with the kernel answered by a fake `ip`."""
 
-import json
 import os
 import sys
 
-import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.virtforge.libvirt.plugins.module_utils import _host
 from ansible_collections.virtforge.libvirt.plugins.module_utils._hostnet import safe
 from ansible_collections.virtforge.libvirt.plugins.modules import bond, bridge, host_info, vlan
+from module_main import main_outcome  # this directory is on sys.path for its tests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "module_utils", "hostnet"))
 from hostnet_fakes import IpWorld, ip_link  # noqa: E402
@@ -18,21 +16,7 @@ from hostnet_fakes import IpWorld, ip_link  # noqa: E402
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "module_utils", "fixtures")
 
 
-class Exit(Exception):
-    pass
-
-
 def run(monkeypatch, module, check_mode=False, diff=False, commands=None, **args):
-    outcome = {}
-
-    def exit_json(self, **kwargs):
-        outcome.update(kwargs, failed=False)
-        raise Exit()
-
-    def fail_json(self, **kwargs):
-        outcome.update(kwargs, failed=True)
-        raise Exit()
-
     world = IpWorld([ip_link("vfnbr0", "bridge", data=dict(stp_state=0, forward_delay=0, priority=32768)),
                      ip_link("vfnveth0", "veth", master="vfnbr0"), ip_link("vfnveth1", "veth")],
                     addrs={"vfnbr0": ["10.253.0.1/24"]}, netns="vft-net-unit")
@@ -41,18 +25,8 @@ def run(monkeypatch, module, check_mode=False, diff=False, commands=None, **args
         commands.append(list(argv)) if commands is not None else None
         return world(list(argv))
 
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    if diff:
-        args["_ansible_diff"] = True
-    with patch_module_args(args):
-        with pytest.raises(Exit):
-            module.main()
-    json.dumps(outcome)
-    return outcome
+    return main_outcome(monkeypatch, module, args, check_mode=check_mode, diff=diff)
 
 
 def test_bridge_check_mode_plans_without_changing(monkeypatch):

@@ -1,18 +1,12 @@
 """volume, pool and network main() through AnsibleModule, against test:///default and temp files."""
 
-import json
 import os
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.virtforge.libvirt.plugins.module_utils._libvirt import connect
 from ansible_collections.virtforge.libvirt.plugins.modules import network, pool, volume
-
-
-class Exit(Exception):
-    pass
+from module_main import main_outcome  # this directory is on sys.path for its tests
 
 
 @pytest.fixture(autouse=True)
@@ -24,27 +18,8 @@ def keep_test_driver():
 
 
 def run(monkeypatch, module, check_mode=False, **args):
-    outcome = {}
-
-    def exit_json(self, **kwargs):
-        outcome.update(kwargs, failed=False)
-        raise Exit()
-
-    def fail_json(self, **kwargs):
-        outcome.update(kwargs, failed=True)
-        raise Exit()
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     args.setdefault("uri", "test:///default")
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    args["_ansible_diff"] = True
-    with patch_module_args(args):
-        with pytest.raises(Exit):
-            module.main()
-    json.dumps(outcome)
-    return outcome
+    return main_outcome(monkeypatch, module, args, check_mode=check_mode, diff=True)
 
 
 def test_volume_main_create_check_then_real(monkeypatch, tmp_path):
