@@ -1,6 +1,7 @@
 # virtforge.libvirt — developer and CI entry points.
 #   make demo    install what is missing, start libvirtd, build the golden image, deploy 3 VMs
-#   make test    lint + unit + integration + end-to-end against a real libvirtd (see docs/testing.md)
+#   make test    lint + unit, then every integration, conversion and molecule suite against a real libvirtd,
+#                side by side in lanes (hack/suite.sh, docs/testing.md)
 #   make bench   benchmarks (not part of make test), see docs/performance.md
 SHELL := /bin/bash
 ROOT := $(CURDIR)
@@ -17,7 +18,8 @@ export LIBGUESTFS_BACKEND := direct
 PYTEST_ARGS ?=
 
 .PHONY: deps system-deps venv collection lab lab-down image host-image lint ruff ansible-lint sanity unit \
-        integration test-conversions run-conversions test-molecule run-molecule test test-full \
+        integration run-integration run-exclusive suite test-conversions run-conversions test-molecule \
+        run-molecule test test-full \
         test-quick demo demo-clean bench build build-check clean
 
 deps: system-deps venv collection
@@ -82,8 +84,13 @@ lint: ruff ansible-lint sanity build-check
 unit: venv collection
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
+# every integration target one after another (make test runs them in lanes: run-exclusive, run-integration)
 integration: image
 	$(PY) -m pytest tests/integration -v -m "not conversion and not molecule" --durations=0 $(PYTEST_ARGS)
+run-integration:
+	$(PY) -m pytest tests/integration -v -m "not conversion and not molecule and not exclusive" --durations=0 $(PYTEST_ARGS)
+run-exclusive:
+	$(PY) -m pytest tests/integration -v -m exclusive --durations=0 $(PYTEST_ARGS)
 
 # molecule scenarios (extensions/molecule): a guest converged into a KVM host (providers: VF_MOLECULE_PROVIDERS)
 test-molecule: image host-image run-molecule
@@ -95,10 +102,13 @@ test-conversions: image run-conversions
 run-conversions:
 	$(PY) -m pytest tests/integration -v -m conversion --durations=0 $(PYTEST_ARGS)
 
-test: deps lint unit integration
+# the whole suite: the end-to-end suites in lanes side by side (hack/suite.sh)
+test: deps lint unit suite
+suite: image
+	@bash hack/suite.sh
 
-# everything .ci/run runs, one after the other
-test-full: test test-conversions test-molecule
+# the same suites one after another (for timings without load)
+test-full: deps lint unit integration test-conversions test-molecule
 
 test-quick: venv collection lint unit
 

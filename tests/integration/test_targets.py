@@ -22,7 +22,9 @@ def targets():
         if "disabled" in aliases:
             continue
         # alias "conversion": the slow P2V/V2V/V2P targets, selected with -m conversion
+        # alias "exclusive": restarts the lab's libvirtd, so it runs alone (-m exclusive) before make test's lanes
         marks = [pytest.mark.conversion] if "conversion" in aliases else []
+        marks += [pytest.mark.exclusive] if "exclusive" in aliases else []
         found.append(pytest.param(name, marks=marks, id=name))
     return found
 
