@@ -15,8 +15,11 @@ description:
   - The source image is never modified. The module works on a temporary qcow2 overlay of it, generalizes the
     guest in that overlay in one libguestfs run, copies the overlay with C(qemu-img convert -O raw) to the
     device, and verifies the written range against the overlay with C(qemu-img compare).
-  - Generalization (Linux guests with initramfs-tools or dracut) - the initramfs is regenerated with generic
-    storage drivers (C(MODULES=most) plus AHCI, PIIX/IDE, NVMe, SCSI HBA drivers where the kernel has them);
+  - Generalization (Linux guests with initramfs-tools or dracut) - every kernel's initramfs must hold the
+    generic storage drivers (AHCI, PIIX/IDE, NVMe, SCSI HBA drivers where the kernel has them). With
+    initramfs-tools each initramfs is listed first; one that already holds them all is kept, otherwise
+    C(MODULES=most) and the drivers are configured and every initramfs is regenerated. dracut images are
+    regenerated with C(--no-hostonly);
     C(/etc/fstab) entries naming C(/dev/sdX)/C(/dev/vdX) are rewritten by UUID; the GRUB configuration is
     regenerated with the root by UUID; persistent NIC naming rules (C(70-persistent-net.rules), C(.link)
     files pinned to a MAC) are removed; the serial console is kept unless O(serial_console=false).
@@ -28,7 +31,7 @@ description:
     O(record_dir); a later run with the same source and options finds the device content unchanged
     (by checksum) and reports no change.
   - Without hardware virtualization libguestfs runs with E(LIBGUESTFS_BACKEND_SETTINGS=force_tcg); the
-    generalization (initramfs rebuild inside the emulated appliance) then takes minutes.
+    generalization then takes minutes when an initramfs has to be rebuilt inside the emulated appliance.
   - Works with C(async); O(log_path) gets one line per phase.
 author:
   - virtforge.libvirt contributors (@virtforge)
@@ -61,7 +64,9 @@ options:
     type: bool
     default: true
   extra_modules:
-    description: More kernel modules to put into the initramfs (when the kernel has them).
+    description:
+      - More kernel modules the initramfs must hold (when the kernel has them). One that is missing from it
+        makes the initramfs be regenerated.
     type: list
     elements: str
     default: []

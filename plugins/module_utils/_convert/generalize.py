@@ -56,37 +56,52 @@ def _prologue(disk_sectors):
     ]
 
 
-def guest_script(disk_sectors, extra_modules=(), serial_console=True, grow=None):
-    """The shell script run inside the guest.
+def _initramfs_lines(extra_modules=()):
+    """The initramfs part: generic storage drivers in every kernel's initramfs.
 
-    ``disk_sectors``: the size of the disk guestfish was given (to find it in the appliance).
-    ``grow``: dict(number, entry_offset, sectors) to enlarge an MBR partition to the disk's end
-    (the partition table entry is rewritten in place, the kernel told with partx, the ext2/3/4
-    filesystem grown online with resize2fs).
+    With initramfs-tools, each kernel's initramfs is listed first (``lsinitramfs``): when every wanted
+    driver that kernel has is already in it (Debian's default ``MODULES=most`` puts them there), it is
+    kept as it is and nothing is written. Otherwise ``MODULES=most`` and the drivers are written to the
+    guest's initramfs configuration and every initramfs is regenerated. dracut guests are always
+    regenerated with ``--no-hostonly`` (their default host-only images carry only the drivers of the
+    hardware they were built on). Paths start with ``$VF_ROOT`` only for tests of this part.
     """
     modules = " ".join(_q(m) for m in list(GENERIC_STORAGE_MODULES) + list(extra_modules))
-    lines = _prologue(disk_sectors) + [
+    return [
         "# --- initramfs with generic storage drivers",
-        "if [ -d /etc/initramfs-tools ]; then",
-        "  mkdir -p /etc/initramfs-tools/conf.d",
-        "  printf '%s\\nMODULES=most\\n' " + _q(MARK) + " > /etc/initramfs-tools/conf.d/virtforge-v2p.conf",
-        "  sed -i '/^" + MARK + " begin/,/^" + MARK + " end/d' /etc/initramfs-tools/modules",
-        "  echo " + _q(MARK + " begin") + " >> /etc/initramfs-tools/modules",
-        "  added=''",
-        "  for k in /lib/modules/*; do",
+        "if [ -d \"${VF_ROOT:-}\"/etc/initramfs-tools ]; then",
+        "  added=''; missing=''",
+        "  for k in \"${VF_ROOT:-}\"/lib/modules/*; do",
         "    [ -d \"$k\" ] || continue",
         "    kver=${k##*/}",
+        "    img=\"${VF_ROOT:-}/boot/initrd.img-$kver\"",
+        "    have=' '",
+        "    if [ -f \"$img\" ] && command -v lsinitramfs >/dev/null 2>&1; then",
+        "      have=\" $(lsinitramfs \"$img\" 2>/dev/null"
+        " | sed -n 's#.*/\\([^/]*\\)\\.ko\\(\\.[a-z]*\\)\\{0,1\\}$#\\1#p' | tr - _ | tr '\\n' ' ')\"",
+        "    fi",
         "    for m in " + modules + "; do",
-        "      case \" $added \" in *\" $m \"*) continue;; esac",
-        "      if modinfo -k \"$kver\" \"$m\" >/dev/null 2>&1; then echo \"$m\" >> /etc/initramfs-tools/modules;"
-        " added=\"$added $m\"; fi",
+        "      f=$(modinfo -k \"$kver\" -F filename \"$m\" 2>/dev/null) || continue",
+        "      case \" $added \" in *\" $m \"*) ;; *) added=\"$added $m\";; esac",
+        "      [ \"$f\" = '(builtin)' ] && continue",
+        "      case \"$have\" in *\" $(printf '%s' \"$m\" | tr - _) \"*) ;; *) missing=\"$missing $kver:$m\";; esac",
         "    done",
         "  done",
-        "  echo " + _q(MARK + " end") + " >> /etc/initramfs-tools/modules",
-        "  change \"initramfs: MODULES=most, storage drivers:$added\"",
-        "  update-initramfs -u -k all >/tmp/vf-initramfs.log 2>&1 || { cat /tmp/vf-initramfs.log; echo 'VF-FAIL: "
+        "  if [ -z \"$missing\" ]; then",
+        "    change \"initramfs kept: it already has every generic storage driver its kernel has:$added\"",
+        "  else",
+        "    mkdir -p \"${VF_ROOT:-}\"/etc/initramfs-tools/conf.d",
+        "    printf '%s\\nMODULES=most\\n' " + _q(MARK)
+        + " > \"${VF_ROOT:-}\"/etc/initramfs-tools/conf.d/virtforge-v2p.conf",
+        "    touch \"${VF_ROOT:-}\"/etc/initramfs-tools/modules",
+        "    sed -i '/^" + MARK + " begin/,/^" + MARK + " end/d' \"${VF_ROOT:-}\"/etc/initramfs-tools/modules",
+        "    { echo " + _q(MARK + " begin") + "; for m in $added; do echo \"$m\"; done; echo " + _q(MARK + " end")
+        + "; } >> \"${VF_ROOT:-}\"/etc/initramfs-tools/modules",
+        "    change \"initramfs: MODULES=most, storage drivers:$added (missing before:$missing)\"",
+        "    update-initramfs -u -k all >/tmp/vf-initramfs.log 2>&1 || { cat /tmp/vf-initramfs.log; echo 'VF-FAIL: "
         "update-initramfs'; exit 1; }",
-        "  change 'initramfs regenerated for every installed kernel'",
+        "    change 'initramfs regenerated for every installed kernel'",
+        "  fi",
         "elif command -v dracut >/dev/null 2>&1; then",
         "  dracut --no-hostonly --force --regenerate-all >/tmp/vf-dracut.log 2>&1 || { cat /tmp/vf-dracut.log;"
         " echo 'VF-FAIL: dracut'; exit 1; }",
@@ -95,6 +110,18 @@ def guest_script(disk_sectors, extra_modules=(), serial_console=True, grow=None)
         "  warn 'neither initramfs-tools nor dracut found: initramfs not regenerated'",
         "fi",
         "",
+    ]
+
+
+def guest_script(disk_sectors, extra_modules=(), serial_console=True, grow=None):
+    """The shell script run inside the guest.
+
+    ``disk_sectors``: the size of the disk guestfish was given (to find it in the appliance).
+    ``grow``: dict(number, entry_offset, sectors) to enlarge an MBR partition to the disk's end
+    (the partition table entry is rewritten in place, the kernel told with partx, the ext2/3/4
+    filesystem grown online with resize2fs).
+    """
+    lines = _prologue(disk_sectors) + _initramfs_lines(extra_modules) + [
         "# --- fstab by UUID",
         "if [ -f /etc/fstab ]; then",
         "  : > /tmp/vf-fstab",

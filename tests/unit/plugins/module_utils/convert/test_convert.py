@@ -220,6 +220,75 @@ def test_prologue_refuses_a_missing_or_ambiguous_disk(tmp_path):
     assert rc == 1 and "VF-FAIL: the guest disk (8388608 sectors) is not in the appliance" in out
 
 
+def _fake_initramfs_guest(root, listing):
+    """A guest with initramfs-tools and one kernel whose initramfs lists ``listing`` (paths), plus fake
+    modinfo (ahci, usb-storage and virtio_blk are modules, sd_mod is built in, the rest missing),
+    lsinitramfs and update-initramfs on PATH."""
+    (root / "etc" / "initramfs-tools").mkdir(parents=True)
+    (root / "lib" / "modules" / "6.1.0-9-amd64").mkdir(parents=True)
+    (root / "boot").mkdir()
+    (root / "boot" / "initrd.img-6.1.0-9-amd64").write_text("initrd")
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    tools = {
+        "modinfo": 'case "$5" in ahci|usb_storage|virtio_blk) echo "/lib/modules/$2/kernel/$5.ko";; '
+                   'sd_mod) echo "(builtin)";; *) exit 1;; esac',
+        "lsinitramfs": "printf '%%s\\n' %s" % " ".join(listing),
+        "update-initramfs": 'echo "$@" > "$VF_ROOT/regenerated"',
+    }
+    for name, body in tools.items():
+        (bin_dir / name).write_text("#!/bin/sh\n" + body + "\n")
+        (bin_dir / name).chmod(0o755)
+    return dict(os.environ, VF_ROOT=str(root), PATH="%s:%s" % (bin_dir, os.environ["PATH"]))
+
+
+def _run_initramfs(env, extra=()):
+    script = "\n".join(["change() { echo \"VF-CHANGE: $*\"; }", "warn() { echo \"VF-WARN: $*\"; }"]
+                       + generalize._initramfs_lines(extra))
+    proc = subprocess.run(["sh", "-e"], input=script.encode(), env=env, capture_output=True, check=True)
+    return generalize.parse_output(proc.stdout.decode())[0]
+
+
+def test_initramfs_with_every_driver_is_kept(tmp_path):
+    # compressed and hyphenated file names count; sd_mod is built in and needs no file
+    env = _fake_initramfs_guest(tmp_path, ["usr/lib/modules/6.1.0-9-amd64/kernel/drivers/ata/ahci.ko.zst",
+                                           "usr/lib/modules/6.1.0-9-amd64/kernel/drivers/usb/storage/usb-storage.ko",
+                                           "usr/lib/modules/6.1.0-9-amd64/kernel/drivers/block/virtio_blk.ko"])
+    changes = _run_initramfs(env)
+    assert changes == ["initramfs kept: it already has every generic storage driver its kernel has:"
+                       " ahci sd_mod virtio_blk usb_storage"]
+    assert not (tmp_path / "regenerated").exists()
+    assert not (tmp_path / "etc" / "initramfs-tools" / "conf.d").exists()
+    assert not (tmp_path / "etc" / "initramfs-tools" / "modules").exists()
+
+
+def test_initramfs_missing_a_driver_is_regenerated(tmp_path):
+    env = _fake_initramfs_guest(tmp_path, ["usr/lib/modules/6.1.0-9-amd64/kernel/drivers/block/virtio_blk.ko"])
+    (tmp_path / "etc" / "initramfs-tools" / "modules").write_text("loop\n")
+    changes = _run_initramfs(env)
+    assert changes == ["initramfs: MODULES=most, storage drivers: ahci sd_mod virtio_blk usb_storage"
+                       " (missing before: 6.1.0-9-amd64:ahci 6.1.0-9-amd64:usb_storage)",
+                       "initramfs regenerated for every installed kernel"]
+    assert (tmp_path / "regenerated").read_text() == "-u -k all\n"
+    assert "MODULES=most" in (tmp_path / "etc" / "initramfs-tools" / "conf.d" / "virtforge-v2p.conf").read_text()
+    modules = (tmp_path / "etc" / "initramfs-tools" / "modules").read_text()
+    assert modules == "loop\n# virtforge v2p begin\nahci\nsd_mod\nvirtio_blk\nusb_storage\n# virtforge v2p end\n"
+    # a second regeneration replaces the block instead of adding another
+    _run_initramfs(env)
+    assert (tmp_path / "etc" / "initramfs-tools" / "modules").read_text() == modules
+
+
+def test_initramfs_extra_module_not_in_it_forces_regeneration(tmp_path):
+    env = _fake_initramfs_guest(tmp_path, ["x/ahci.ko", "x/usb-storage.ko", "x/virtio_blk.ko"])
+    assert _run_initramfs(env)[0].startswith("initramfs kept")
+    # an extra module the kernel lacks is ignored (modinfo fails); one it has and the image lacks is not
+    assert _run_initramfs(env, ["nosuchmod"])[0].startswith("initramfs kept")
+    (tmp_path / "bin" / "modinfo").write_text('#!/bin/sh\ncase "$5" in ahci|usb_storage|virtio_blk|e1000e) '
+                                              'echo "/x/$5.ko";; *) exit 1;; esac\n')
+    changes = _run_initramfs(env, ["e1000e"])
+    assert changes[-1] == "initramfs regenerated for every installed kernel" and "6.1.0-9-amd64:e1000e" in changes[0]
+
+
 def test_parse_output():
     changes, warnings, done = generalize.parse_output("noise\nVF-CHANGE: a\nVF-WARN: b\nVF-DONE\n")
     assert (changes, warnings, done) == (["a"], ["b"], True)
