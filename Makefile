@@ -17,7 +17,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export LIBGUESTFS_BACKEND := direct
 PYTEST_ARGS ?=
 
-.PHONY: deps system-deps venv collection lab lab-down image host-image lint ruff ansible-lint sanity unit \
+.PHONY: deps system-deps venv collection lab lab-down image generic-image host-image lint ruff ansible-lint sanity unit \
         integration run-integration run-exclusive suite test-conversions run-conversions test-molecule \
         run-molecule test test-full \
         test-quick demo demo-clean bench build build-check clean
@@ -46,6 +46,10 @@ lab-down:
 
 image: lab
 	@bash tests/lab/golden-image.sh
+
+# the golden recipe with Debian's generic kernel (SATA, e1000): the V2V source and the V2P result (needs no lab)
+generic-image: deps
+	@bash tests/lab/golden-image.sh --generic
 
 # the image of the guest the molecule scenario kvm_host turns into a KVM host (needs no lab)
 host-image: deps
@@ -98,7 +102,7 @@ run-molecule:
 	$(PY) -m pytest tests/integration -v -m molecule --durations=0 $(PYTEST_ARGS)
 
 # P2V/V2V/V2P: real conversions under software emulation take minutes each (docs/testing.md)
-test-conversions: image run-conversions
+test-conversions: image generic-image run-conversions
 run-conversions:
 	$(PY) -m pytest tests/integration -v -m conversion --durations=0 $(PYTEST_ARGS)
 

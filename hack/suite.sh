@@ -5,7 +5,7 @@
 # sooner than the same suites one after another (docs/testing.md has the timings):
 #   exclusive              first and alone: targets that restart the lab's libvirtd (alias `exclusive`)
 #   integration            every other integration target (make run-integration)
-#   conversions            the P2V/V2V/V2P targets (make run-conversions)
+#   conversions            the generic-kernel image, then the P2V/V2V/V2P targets (make run-conversions)
 #   molecule-<provider>    the KVM-host guest image, then the kvm_host scenario per network provider in
 #                          VF_TEST_MOLECULE_PROVIDERS (default ifupdown; `ifupdown,networkmanager` runs both,
 #                          each in a lane of its own)
@@ -44,7 +44,7 @@ molecule_lanes() {
 rc=0
 lane exclusive run-exclusive || rc=1
 lane integration run-integration & integration=$!
-lane conversions run-conversions & conversions=$!
+lane conversions generic-image run-conversions & conversions=$!
 molecule_lanes & molecule=$!
 wait "$integration" || rc=1
 wait "$conversions" || rc=1

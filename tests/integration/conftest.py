@@ -17,12 +17,17 @@ LAB_DIR = os.environ.get("VF_LAB_DIR", "/var/lib/virtforge-lab")
 URI = "qemu:///system"
 
 
-def lab_vars():
-    golden = {}
-    path = os.path.join(LAB_DIR, "golden.json")
+def _record(name):
+    path = os.path.join(LAB_DIR, name + ".json")
     if os.path.exists(path):
         with open(path) as handle:
-            golden = json.load(handle)
+            return json.load(handle)
+    return {}
+
+
+def lab_vars():
+    golden = _record("golden")
+    generic = _record("generic")  # tests/lab/golden-image.sh --generic (make generic-image)
     return dict(
         vf_lab_uri=URI,
         vf_lab_pool=os.environ.get("VF_LAB_POOL", "vflab"),
@@ -32,7 +37,13 @@ def lab_vars():
         vf_lab_ns=os.environ.get("VF_LAB_NS", "vflab"),
         vf_golden_image=golden.get("path", ""),
         vf_golden_sha256=golden.get("sha256", ""),
+        vf_generic_image=generic.get("path", ""),
+        vf_generic_sha256=generic.get("sha256", ""),
         vf_repo_root=ROOT,
+        # how long a target waits for a guest to boot (agent, address, DHCP lease): a guest that boots in
+        # about a minute on an idle lab machine takes several times as long while make test's lanes share
+        # its 2 CPUs; only a failing wait lasts this long
+        vf_lab_boot_timeout=int(os.environ.get("VF_LAB_BOOT_TIMEOUT", "900")),
     )
 
 

@@ -2,23 +2,26 @@
 # Builds the lab golden image with virtforge.libvirt.image_build (cached by recipe hash: a cache
 # hit takes seconds) and writes /var/lib/virtforge-lab/golden.json {"path": ..., "sha256": ...}.
 # With --host: the KVM-host guest image of the molecule scenario (tests/lab/host-image.yml) and
-# kvmhost.json instead.
+# kvmhost.json instead. With --generic: the same recipe as the golden image with Debian's generic
+# kernel (drivers for SATA and e1000, used by the V2V and V2P targets) and generic.json.
 #
-#   tests/lab/golden-image.sh [--host]           build or reuse
-#   tests/lab/golden-image.sh [--host] --force   rebuild even if cached
+#   tests/lab/golden-image.sh [--host|--generic]           build or reuse
+#   tests/lab/golden-image.sh [--host|--generic] --force   rebuild even if cached
 # Progress of a build: tail -f /var/cache/virtforge/images/<recipe hash>.log
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LAB_DIR=${VF_LAB_DIR:-/var/lib/virtforge-lab}
 CACHE_DIR=${VF_IMAGE_CACHE_DIR:-/var/cache/virtforge/images}
 EXTRA=()
+KIND=()
 PLAYBOOK=tests/lab/golden-image.yml
 RECORD=golden.json
 for arg in "$@"; do
   case $arg in
     --force) EXTRA=(-e '{"vf_golden_force": true}') ;;
     --host) PLAYBOOK=tests/lab/host-image.yml; RECORD=kvmhost.json ;;
-    *) echo "usage: $0 [--host] [--force]" >&2; exit 2 ;;
+    --generic) KIND=(-e vf_golden_kind=generic); RECORD=generic.json ;;
+    *) echo "usage: $0 [--host|--generic] [--force]" >&2; exit 2 ;;
   esac
 done
 
@@ -34,7 +37,7 @@ export ANSIBLE_PYTHON_INTERPRETER=${ANSIBLE_PYTHON_INTERPRETER:-$ROOT/.venv/bin/
 start=$(date +%s)
 echo "[golden-image] building or reusing $PLAYBOOK (build progress: tail -f $CACHE_DIR/<hash>.log)" >&2
 "$ROOT/.venv/bin/ansible-playbook" -i "$ROOT/tests/integration/inventory.ini" "$PLAYBOOK" \
-  -e "vf_lab_dir=$LAB_DIR" -e "vf_golden_cache_dir=$CACHE_DIR" "${EXTRA[@]}"
+  -e "vf_lab_dir=$LAB_DIR" -e "vf_golden_cache_dir=$CACHE_DIR" "${EXTRA[@]}" "${KIND[@]}"
 
 path=$("$ROOT/.venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["path"])' "$LAB_DIR/$RECORD")
 test -f "$path" || { echo "[golden-image] $path missing" >&2; exit 1; }
