@@ -414,8 +414,12 @@ class Builder(object):
             root = os.path.join(work, "root")
             tmp_image = os.path.join(work, "image.%s" % self.recipe["format"])
             with log.phase("debootstrap", "%s from %s" % (self.recipe["release"], self.recipe["mirror"])):
-                self.runner.run(debootstrap_argv(tools["debootstrap"], self.recipe, root, self.package_cache),
-                                environ={"DEBIAN_FRONTEND": "noninteractive"}, what="debootstrap")
+                # builds of other recipes share the package cache: one debootstrap writes it at a time
+                # (two would download the same .deb into the same file); the lock file stays in place
+                with open(os.path.join(self.package_cache, ".lock"), "a") as cache_lock:
+                    fcntl.flock(cache_lock, fcntl.LOCK_EX)
+                    self.runner.run(debootstrap_argv(tools["debootstrap"], self.recipe, root, self.package_cache),
+                                    environ={"DEBIAN_FRONTEND": "noninteractive"}, what="debootstrap")
             extra = extra_packages(self.recipe)
             if extra:
                 with log.phase("packages", " ".join(extra)):

@@ -2,6 +2,7 @@
 path and cloud-init seeds — without building images (the builds run in the integration targets)."""
 
 import json
+import fcntl
 import os
 
 import pytest
@@ -217,6 +218,7 @@ class FailingRunner(object):
 
     def __init__(self):
         self.calls = []
+        self.cache_locked = None
 
     def which(self, tool, required=True):
         return "/usr/bin/" + tool
@@ -224,6 +226,14 @@ class FailingRunner(object):
     def run(self, argv, **kw):
         self.calls.append(argv)
         from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import VirtforgeError
+        # another build sharing the package cache cannot take its lock while debootstrap runs
+        cache = [a.split("=", 1)[1] for a in argv if a.startswith("--cache-dir=")][0]
+        with open(os.path.join(cache, ".lock"), "a") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.cache_locked = False
+            except BlockingIOError:
+                self.cache_locked = True
         root = argv[-2]
         os.makedirs(os.path.join(root, "etc"))
         raise VirtforgeError("debootstrap failed (exit 1): E: Failed getting release file")
@@ -240,5 +250,6 @@ class TestFailedBuild:
             builder.run(check_mode=False)
         assert "debootstrap failed" in str(info.value)
         assert runner.calls and runner.calls[0][0] == "/usr/bin/debootstrap"
+        assert runner.cache_locked is True
         assert sorted(os.listdir(tmp_path)) == sorted(["debs", os.path.basename(builder.log_path)])
         assert "phase debootstrap: FAILED" in open(builder.log_path).read()
