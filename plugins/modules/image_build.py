@@ -119,7 +119,9 @@ options:
     default: /var/cache/virtforge/images
   package_cache:
     description: Directory where downloaded packages are kept between builds (C(debootstrap --cache-dir)).
-      Defaults to C(debs) under O(cache_dir). Not part of the recipe.
+      Defaults to C(debs) under O(cache_dir). Not part of the recipe. Builds that run at the same time and
+      share it take turns for their debootstrap step (a lock file in it); the rest of each build runs
+      side by side.
     type: path
   dest:
     description:
