@@ -47,7 +47,7 @@ lab-down:
 image: lab
 	@bash tests/lab/golden-image.sh
 
-# the golden recipe with Debian's generic kernel (SATA, e1000): the V2V source and the V2P result (needs no lab)
+# the golden recipe with Debian's generic kernel (SATA, e1000): the V2P target's source and result (needs no lab)
 generic-image: deps
 	@bash tests/lab/golden-image.sh --generic
 

@@ -3,7 +3,7 @@
 # hit takes seconds) and writes /var/lib/virtforge-lab/golden.json {"path": ..., "sha256": ...}.
 # With --host: the KVM-host guest image of the molecule scenario (tests/lab/host-image.yml) and
 # kvmhost.json instead. With --generic: the same recipe as the golden image with Debian's generic
-# kernel (drivers for SATA and e1000, used by the V2V and V2P targets) and generic.json.
+# kernel (drivers for SATA and e1000, used by the V2P target) and generic.json.
 #
 #   tests/lab/golden-image.sh [--host|--generic]           build or reuse
 #   tests/lab/golden-image.sh [--host|--generic] --force   rebuild even if cached

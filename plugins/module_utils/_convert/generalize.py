@@ -66,7 +66,8 @@ def _initramfs_lines(extra_modules=()):
     regenerated with ``--no-hostonly`` (their default host-only images carry only the drivers of the
     hardware they were built on). Paths start with ``$VF_ROOT`` only for tests of this part.
     """
-    modules = " ".join(_q(m) for m in list(GENERIC_STORAGE_MODULES) + list(extra_modules))
+    # module names with "_" (as the listing below is normalized): modinfo takes either spelling
+    modules = " ".join(_q(m.replace("-", "_")) for m in list(GENERIC_STORAGE_MODULES) + list(extra_modules))
     return [
         "# --- initramfs with generic storage drivers",
         "if [ -d \"${VF_ROOT:-}\"/etc/initramfs-tools ]; then",
@@ -84,7 +85,7 @@ def _initramfs_lines(extra_modules=()):
         "      f=$(modinfo -k \"$kver\" -F filename \"$m\" 2>/dev/null) || continue",
         "      case \" $added \" in *\" $m \"*) ;; *) added=\"$added $m\";; esac",
         "      [ \"$f\" = '(builtin)' ] && continue",
-        "      case \"$have\" in *\" $(printf '%s' \"$m\" | tr - _) \"*) ;; *) missing=\"$missing $kver:$m\";; esac",
+        "      case \"$have\" in *\" $m \"*) ;; *) missing=\"$missing $kver:$m\";; esac",
         "    done",
         "  done",
         "  if [ -z \"$missing\" ]; then",
