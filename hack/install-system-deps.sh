@@ -18,7 +18,7 @@ PKGS=(
   # the rest of what the host_build role installs on a Debian host (its test then finds them all present)
   python3-libvirt python3-lxml ovmf
   # misc tools used by tests
-  xmlstarlet genisoimage rsync git make shellcheck openssl
+  xmlstarlet genisoimage rsync git make shellcheck openssl procps
   # virt-xml-validate (libvirt-clients) runs xmllint
   libxml2-utils
 )

@@ -44,6 +44,11 @@ try:
     with open(path) as handle:
         state = json.load(handle)
 except (OSError, ValueError):
+    # gone before this started (the module gave up waiting for it): leave no pid file behind
+    try:
+        os.unlink(base + ".pid")
+    except OSError:
+        pass
     sys.exit(0)
 while True:
     if not os.path.exists(path):

@@ -3,6 +3,7 @@ fake processes, and once with the real detached watchdog process."""
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -269,3 +270,15 @@ def test_real_watchdog_disarmed_does_nothing(tmp_path):
     time.sleep(1.2)
     assert not marker.exists()
     assert os.listdir(store.directory) == []
+
+
+def test_real_watchdog_that_starts_after_the_module_gave_up_leaves_nothing(tmp_path):
+    """On a loaded machine the watchdog can start after arm() gave up waiting and removed the armed state:
+    it must then exit without leaving its pid file, which a later run would find as state of this scope."""
+    state = tmp_path / "state"
+    state.mkdir()
+    path = state / "host--br0--1-1.armed.json"  # never written: the module already removed it
+    proc = subprocess.run([sys.executable, "-c", safe.WATCHDOG_SOURCE, str(path)], timeout=30,
+                                        check=False)
+    assert proc.returncode == 0
+    assert os.listdir(state) == []
