@@ -8,7 +8,9 @@ provider selected. Molecule's own steps (syntax, idempotence) run as well as the
 import json
 import os
 import re
+import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -24,6 +26,51 @@ def host_image():
         pytest.fail("%s is missing: run tests/lab/golden-image.sh --host (make host-image) first" % path)
     with open(path) as handle:
         return json.load(handle)["path"]
+
+
+STEP = re.compile(r"kvm_host \S+ (\w+): Executing")
+
+
+def run_molecule(env, log, timeout):
+    """Run `molecule test -s kvm_host`, every output line in ``log`` with the seconds since the start.
+
+    Returns (rc, steps, plain text); rc is None when it ran past ``timeout`` (it is killed then).
+    ``steps`` lists (step, seconds) in order, the last one possibly unfinished.
+    """
+    start = time.time()
+    marks = []
+    lines = []
+    proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "molecule"), "test", "-s", "kvm_host"],
+                            cwd=SCENARIOS, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    fired = []
+
+    def kill():
+        fired.append(time.time() - start)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    try:
+        with open(log, "w") as out:
+            for raw in proc.stdout:
+                now = time.time() - start
+                line = re.sub(r"\x1b\[[0-9;]*m", "", raw.decode("utf-8", "replace"))
+                out.write("[%7.1f] %s" % (now, line))
+                out.flush()
+                lines.append(line)
+                found = STEP.search(line)
+                if found:
+                    marks.append((found.group(1), now))
+        rc = proc.wait()
+    finally:
+        timer.cancel()
+    end = time.time() - start
+    steps = [(name, (marks[i + 1][1] if i + 1 < len(marks) else end) - at) for i, (name, at) in enumerate(marks)]
+    return (None if fired else rc), steps, "".join(lines)
 
 
 # each provider's run has its own guest, MACs, trunk network and Molecule state: they may run side by side
@@ -47,7 +94,7 @@ def test_providers_are_known():
 
 @pytest.mark.molecule
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_kvm_host(lab, provider):
+def test_kvm_host(lab, provider, capsys):
     env = dict(os.environ)
     env.update(RUNS[provider])
     env.update(
@@ -63,17 +110,18 @@ def test_kvm_host(lab, provider):
     # the scenario's own ansible.cfg (molecule writes one) applies, not the tests'
     env.pop("ANSIBLE_CONFIG", None)
     log = os.path.join(ROOT, ".build", "molecule-kvm_host-%s.log" % provider)
-    start = time.time()
-    with open(log, "w") as out:
-        proc = subprocess.run([os.path.join(ROOT, ".venv", "bin", "molecule"), "test", "-s", "kvm_host"],
-                              cwd=SCENARIOS, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=3600,
-                              check=False)
-    with open(log) as handle:
-        text = handle.read()
-    if proc.returncode != 0:
-        pytest.fail("molecule test -s kvm_host (%s) failed (rc=%d) after %d s; log %s\n%s"
-                    % (provider, proc.returncode, time.time() - start, log, text[-25000:]))
+    timeout = float(os.environ.get("VF_MOLECULE_TIMEOUT", "5400"))
+    rc, steps, text = run_molecule(env, log, timeout)
+    report = "molecule steps (%s): %s" % (provider, ", ".join("%s %d s" % step for step in steps))
+    with capsys.disabled():
+        print("\n" + report)
+    if rc is None:
+        pytest.fail("molecule test -s kvm_host (%s) did not end within %d s (VF_MOLECULE_TIMEOUT); it was in step "
+                    "%s; %s; log %s\n%s" % (provider, timeout, steps[-1][0] if steps else "-", report, log,
+                                             text[-25000:]))
+    if rc != 0:
+        pytest.fail("molecule test -s kvm_host (%s) failed (rc=%d); %s; log %s\n%s"
+                    % (provider, rc, report, log, text[-25000:]))
     # molecule ran every step that proves the role, each to success (not a shortened sequence)
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
     for step in ("syntax", "create", "prepare", "converge", "idempotence", "side_effect", "verify", "destroy"):
-        assert re.search(r"kvm_host \S+ %s: Executed: Successful" % step, plain), "step %s did not succeed" % step
+        assert re.search(r"kvm_host \S+ %s: Executed: Successful" % step, text), "step %s did not succeed" % step
