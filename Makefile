@@ -1,6 +1,6 @@
 # virtforge.libvirt — developer and CI entry points.
 #   make demo    install what is missing, start libvirtd, build the golden image, deploy 3 VMs
-#   make test    lint + unit, then every integration, conversion and molecule suite against a real libvirtd,
+#   make test    lint, unit tests and every integration, conversion and molecule suite against a real libvirtd,
 #                side by side in lanes (hack/suite.sh, docs/testing.md)
 #   make bench   benchmarks (not part of make test), see docs/performance.md
 SHELL := /bin/bash
@@ -88,7 +88,7 @@ lint: ruff ansible-lint sanity build-check
 unit: venv collection
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
-# every integration target one after another (make test runs them in lanes: run-exclusive, run-integration)
+# every integration target one after another (make test runs them in lanes: run-integration, then run-exclusive)
 integration: image
 	$(PY) -m pytest tests/integration -v -m "not conversion and not molecule" --durations=0 $(PYTEST_ARGS)
 run-integration:
@@ -106,9 +106,9 @@ test-conversions: image generic-image run-conversions
 run-conversions:
 	$(PY) -m pytest tests/integration -v -m conversion --durations=0 $(PYTEST_ARGS)
 
-# the whole suite: the end-to-end suites in lanes side by side (hack/suite.sh)
-test: deps lint unit suite
-suite: image
+# the whole suite: lint, unit tests and the end-to-end suites in lanes side by side (hack/suite.sh)
+test: deps suite
+suite: deps
 	@bash hack/suite.sh
 
 # the same suites one after another (for timings without load)

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The end-to-end part of `make test`, after lint and unit tests, with the lab up and the golden image built.
-# The suites that boot guests under emulation run side by side in lanes whose output lines carry the lane's
-# name; each lane mostly keeps about one emulated CPU busy, and on our 2-CPU machines three lanes finish far
-# sooner than the same suites one after another (docs/testing.md has the timings):
-#   exclusive              first and alone: targets that restart the lab's libvirtd (alias `exclusive`)
-#   integration            every other integration target (make run-integration)
-#   conversions            the generic-kernel image, then the P2V/V2V/V2P targets (make run-conversions)
+# `make test` after `make deps`: lint, unit tests and the suites that boot guests under emulation, side by side
+# in lanes whose output lines carry the lane's name. Each guest-booting lane mostly keeps about one emulated CPU
+# busy; on our 2-CPU machines the lanes finish far sooner than the same suites one after another
+# (docs/testing.md has the timings). The molecule lane is the longest, so it starts first:
 #   molecule-<provider>    the KVM-host guest image, then the kvm_host scenario per network provider in
 #                          VF_TEST_MOLECULE_PROVIDERS (default ifupdown; `ifupdown,networkmanager` runs both,
-#                          each in a lane of its own)
-# The suite fails if any lane fails; every lane runs to its end either way and prints its time.
-# The same suites one after another: make test-full.
+#                          each in a lane of its own); it starts as soon as the lab is up
+#   checks, image          lint and unit tests; beside them the golden image (its own lane)
+#   integration            every integration target but the exclusive ones (make run-integration)
+#   conversions            the generic-kernel image, then the P2V/V2V/V2P targets (make run-conversions)
+#   exclusive              last and alone: targets that restart the lab's libvirtd (alias `exclusive`)
+# integration and conversions start once lint, unit tests and the golden image passed; when one of them
+# failed they do not run (the molecule lane, already running, ends on its own). The suite fails if any lane
+# fails; every lane that started runs to its end and prints its time. One after another: make test-full.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROVIDERS=${VF_TEST_MOLECULE_PROVIDERS:-ifupdown}
@@ -27,7 +29,7 @@ lane() {  # lane NAME TARGET... (environment passed through)
     rc=${PIPESTATUS[0]}
     set -e
     verdict=$( ((rc == 0)) && echo passed || echo "FAILED (rc=$rc)")
-    echo "[$name] $verdict in $(( $(date +%s) - t0 )) s" | tee -a "$summary"
+    echo "[$name] $verdict in $(( $(date +%s) - t0 )) s (ended at +$(( $(date +%s) - start )) s)" | tee -a "$summary"
     return "$rc"
 }
 
@@ -42,14 +44,24 @@ molecule_lanes() {
 }
 
 rc=0
-lane exclusive run-exclusive || rc=1
-lane integration run-integration & integration=$!
-lane conversions generic-image run-conversions & conversions=$!
+lane lab lab || exit 1
 molecule_lanes & molecule=$!
-wait "$integration" || rc=1
-wait "$conversions" || rc=1
+lane image image & image=$!
+checks=0
+lane checks lint unit || checks=1
+wait "$image" || checks=1
+if ((checks == 0)); then
+    lane integration run-integration & integration=$!
+    lane conversions generic-image run-conversions & conversions=$!
+    wait "$integration" || rc=1
+    wait "$conversions" || rc=1
+else
+    rc=1
+    echo "[suite] lint, unit tests or the golden image failed: the integration and conversion lanes do not run"
+fi
 wait "$molecule" || rc=1
+if ((checks == 0)); then lane exclusive run-exclusive || rc=1; fi
 echo "--- lanes:"
 cat "$summary"
-echo "end-to-end suite $( ((rc == 0)) && echo passed || echo FAILED) in $(( $(date +%s) - start )) s"
+echo "suite $( ((rc == 0)) && echo passed || echo FAILED) in $(( $(date +%s) - start )) s"
 exit "$rc"
