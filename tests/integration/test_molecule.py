@@ -116,9 +116,9 @@ def test_kvm_host(lab, provider, capsys):
     with capsys.disabled():
         print("\n" + report)
     if rc is None:
+        step = steps[-1][0] if steps else "-"
         pytest.fail("molecule test -s kvm_host (%s) did not end within %d s (VF_MOLECULE_TIMEOUT); it was in step "
-                    "%s; %s; log %s\n%s" % (provider, timeout, steps[-1][0] if steps else "-", report, log,
-                                             text[-25000:]))
+                    "%s; %s; log %s\n%s" % (provider, timeout, step, report, log, text[-25000:]))
     if rc != 0:
         pytest.fail("molecule test -s kvm_host (%s) failed (rc=%d); %s; log %s\n%s"
                     % (provider, rc, report, log, text[-25000:]))

@@ -278,7 +278,6 @@ def test_real_watchdog_that_starts_after_the_module_gave_up_leaves_nothing(tmp_p
     state = tmp_path / "state"
     state.mkdir()
     path = state / "host--br0--1-1.armed.json"  # never written: the module already removed it
-    proc = subprocess.run([sys.executable, "-c", safe.WATCHDOG_SOURCE, str(path)], timeout=30,
-                                        check=False)
+    proc = subprocess.run([sys.executable, "-c", safe.WATCHDOG_SOURCE, str(path)], timeout=30, check=False)
     assert proc.returncode == 0
     assert os.listdir(state) == []
