@@ -31,27 +31,6 @@ def host_image():
 STEP = re.compile(r"kvm_host \S+ (\w+): Executing")
 
 
-def favour_guest(instance, nice, stop, interval=10.0):
-    """Until ``stop`` is set, give every thread of the instance's QEMU process the CPU priority ``nice``.
-
-    In `make test` the molecule lane is the longest and its guest competes for the 2 CPUs with the other
-    lanes' guests and libguestfs appliances: a moderately higher priority lets the lanes end closer together.
-    The guest is a child of libvirtd, so this looks for it (again after each reboot: a new process).
-    """
-    marker = ("guest=%s," % instance).encode()
-    while not stop.wait(interval):
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open("/proc/%s/cmdline" % pid, "rb") as handle:
-                    if marker not in handle.read():
-                        continue
-                for tid in os.listdir("/proc/%s/task" % pid):
-                    if os.getpriority(os.PRIO_PROCESS, int(tid)) != nice:
-                        os.setpriority(os.PRIO_PROCESS, int(tid), nice)
-            except OSError:
-                continue
-
-
 def run_molecule(env, log, timeout):
     """Run `molecule test -s kvm_host`, every output line in ``log`` with the seconds since the start.
 
@@ -75,10 +54,6 @@ def run_molecule(env, log, timeout):
 
     timer = threading.Timer(timeout, kill)
     timer.start()
-    stop = threading.Event()
-    nice = int(env.get("VF_MOLECULE_NICE", "-3"))
-    if nice:
-        threading.Thread(target=favour_guest, args=(env["VF_MOLECULE_INSTANCE"], nice, stop), daemon=True).start()
     try:
         with open(log, "w") as out:
             for raw in proc.stdout:
@@ -93,7 +68,6 @@ def run_molecule(env, log, timeout):
         rc = proc.wait()
     finally:
         timer.cancel()
-        stop.set()
     end = time.time() - start
     steps = [(name, (marks[i + 1][1] if i + 1 < len(marks) else end) - at) for i, (name, at) in enumerate(marks)]
     return (None if fired else rc), steps, "".join(lines)
