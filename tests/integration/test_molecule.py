@@ -112,7 +112,10 @@ def test_kvm_host(lab, provider, capsys):
     log = os.path.join(ROOT, ".build", "molecule-kvm_host-%s.log" % provider)
     timeout = float(os.environ.get("VF_MOLECULE_TIMEOUT", "5400"))
     rc, steps, text = run_molecule(env, log, timeout)
-    report = "molecule steps (%s): %s" % (provider, ", ".join("%s %d s" % step for step in steps))
+    report = "molecule steps (%s; check-mode run %s, side_effect reboot %s): %s" % (
+        provider, *("on" if env.get(var, "1") not in ("0", "false", "no") else "off"
+                    for var in ("VF_MOLECULE_CHECK_MODE", "VF_MOLECULE_REBOOT")),
+        ", ".join("%s %d s" % step for step in steps))
     with capsys.disabled():
         print("\n" + report)
     if rc is None:
