@@ -43,10 +43,10 @@ def run_molecule(env, log, timeout):
     proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "molecule"), "test", "-s", "kvm_host"],
                             cwd=SCENARIOS, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    fired = []
+    fired = threading.Event()
 
     def kill():
-        fired.append(time.time() - start)
+        fired.set()
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -70,7 +70,7 @@ def run_molecule(env, log, timeout):
         timer.cancel()
     end = time.time() - start
     steps = [(name, (marks[i + 1][1] if i + 1 < len(marks) else end) - at) for i, (name, at) in enumerate(marks)]
-    return (None if fired else rc), steps, "".join(lines)
+    return (None if fired.is_set() else rc), steps, "".join(lines)
 
 
 # each provider's run has its own guest, MACs, trunk network and Molecule state: they may run side by side
@@ -112,10 +112,11 @@ def test_kvm_host(lab, provider, capsys):
     log = os.path.join(ROOT, ".build", "molecule-kvm_host-%s.log" % provider)
     timeout = float(os.environ.get("VF_MOLECULE_TIMEOUT", "5400"))
     rc, steps, text = run_molecule(env, log, timeout)
+    # the same reading as the scenario's `| bool` of these variables (unset or empty: on)
+    parts = ["off" if env.get(var, "").strip().lower() in ("0", "false", "no", "off", "n", "f") else "on"
+             for var in ("VF_MOLECULE_CHECK_MODE", "VF_MOLECULE_REBOOT")]
     report = "molecule steps (%s; check-mode run %s, side_effect reboot %s): %s" % (
-        provider, *("on" if env.get(var, "1") not in ("0", "false", "no") else "off"
-                    for var in ("VF_MOLECULE_CHECK_MODE", "VF_MOLECULE_REBOOT")),
-        ", ".join("%s %d s" % step for step in steps))
+        provider, parts[0], parts[1], ", ".join("%s %d s" % step for step in steps))
     with capsys.disabled():
         print("\n" + report)
     if rc is None:
