@@ -24,6 +24,14 @@ description:
     regenerated with the root by UUID; persistent NIC naming rules (C(70-persistent-net.rules), C(.link)
     files pinned to a MAC) are removed; the serial console is kept unless O(serial_console=false).
     Every change made inside the guest is returned in RV(guest_changes).
+  - For UEFI machines (O(firmware=efi)) an EFI system partition (FAT32, O(esp_size_mib)) is added to the
+    image's MBR as a new primary partition - at the device's end when O(grow_last_partition) is set (the last
+    partition then grows up to it), otherwise right after the image - and C(grub-install --target=x86_64-efi
+    --removable --no-nvram) puts GRUB on the removable-media path C(EFI/BOOT/BOOTX64.EFI), the file UEFI
+    firmware boots when its NVRAM has no boot entry for the disk (a new machine has none). C(/etc/fstab)
+    mounts the partition on C(/boot/efi) by UUID. The MBR's boot code is kept, so the disk boots with BIOS
+    firmware too. The guest must have GRUB's UEFI modules (Debian/Ubuntu C(grub-efi-amd64-bin)) and
+    C(mkfs.fat) (C(dosfstools)); without them the run fails before anything is written to the device.
   - Refuses a device that is mounted, held (device-mapper, RAID, LVM), used as swap, a disk of a libvirt
     domain, open exclusively by another program, or smaller than the image's virtual size. Never
     overwrites a device that has a partition table unless O(force=true).
@@ -77,10 +85,21 @@ options:
     type: bool
     default: false
   firmware:
-    description: Firmware of the target machine. Only V(bios) (MBR, GRUB for PC BIOS) is supported.
+    description:
+      - Firmware of the target machine.
+      - V(bios) - the image's MBR and GRUB for PC BIOS, as they are.
+      - V(efi) - UEFI. An EFI system partition and GRUB for UEFI are added (see the description); the image
+        must have an MBR partition table without an EFI system partition and with a free primary slot, and
+        the device must have room for the image plus O(esp_size_mib).
     type: str
-    choices: [bios]
+    choices: [bios, efi]
     default: bios
+  esp_size_mib:
+    description:
+      - Size of the EFI system partition that O(firmware=efi) adds, in MiB (at least 64). The default, 260 MiB,
+        is the smallest FAT32 size that also works on disks with 4096-byte sectors.
+    type: int
+    default: 260
   work_dir:
     description: Directory for the temporary overlay (it holds only what the generalization changes).
     type: path
@@ -104,9 +123,13 @@ attributes:
     description: The same source and options on a device whose content still has the recorded checksum report
       no change.
 notes:
-  - The lab guests use Debian's cloud kernel, which has IDE/PIIX and virtio drivers but no AHCI, e1000 or
-    rtl8139; the tests therefore boot the written disk on an IDE bus with a virtio NIC.
-  - UEFI targets are not supported yet (O(firmware=bios) only).
+  - The guest needs the drivers of the target's hardware in its kernel. Debian's cloud kernel
+    (C(linux-image-cloud-amd64)) has no AHCI, e1000 or most physical NIC drivers; its generic kernel
+    (C(linux-image-amd64)) has them.
+  - GPT images are not supported by O(grow_last_partition) or O(firmware=efi) yet, and images that already
+    boot with UEFI (they have an EFI system partition) are written with O(firmware=bios), which keeps their
+    own boot loader.
+  - Secure Boot is not set up (GRUB is not signed); turn it off in the target's firmware.
 requirements:
   - qemu-utils (qemu-img), libguestfs-tools (guestfish)
 """
@@ -121,6 +144,14 @@ EXAMPLES = r"""
     log_path: /var/log/virtforge/v2p-web1.log
   async: 3600
   poll: 15
+
+- name: The same onto a machine with UEFI firmware (an EFI system partition is added at the disk's end)
+  virtforge.libvirt.v2p:
+    src: /var/lib/libvirt/images/web1.qcow2
+    device: /dev/sdb
+    force: true
+    grow_last_partition: true
+    firmware: efi
 """
 
 RETURN = r"""
@@ -138,7 +169,8 @@ device_size:
   returned: always
   type: int
 length:
-  description: Bytes of the device that hold the image (the device size with O(grow_last_partition)).
+  description: Bytes of the device that hold the image (the device size with O(grow_last_partition); with
+    O(firmware=efi) and no growth, up to the end of the added EFI system partition).
   returned: always
   type: int
 bytes_written:
@@ -161,6 +193,16 @@ grow:
   description: The partition growth planned (number, start, sectors), or null.
   returned: always
   type: dict
+esp:
+  description: The EFI system partition planned with O(firmware=efi) (number, start, sectors, in 512-byte
+    sectors), or null.
+  returned: always
+  type: dict
+  sample: {number: 2, start: 4192256, sectors: 532480, entry_offset: 462}
+firmware:
+  description: The firmware the device was written for.
+  returned: always
+  type: str
 guest_changes:
   description: What the generalization changed inside the guest.
   returned: always

@@ -114,13 +114,15 @@ def _initramfs_lines(extra_modules=()):
     ]
 
 
-def guest_script(disk_sectors, extra_modules=(), serial_console=True, grow=None):
+def guest_script(disk_sectors, extra_modules=(), serial_console=True, grow=None, esp=None):
     """The shell script run inside the guest.
 
     ``disk_sectors``: the size of the disk guestfish was given (to find it in the appliance).
     ``grow``: dict(number, entry_offset, sectors) to enlarge an MBR partition to the disk's end
     (the partition table entry is rewritten in place, the kernel told with partx, the ext2/3/4
     filesystem grown online with resize2fs).
+    ``esp``: dict(number, entry_offset, start, sectors): an EFI system partition to add for UEFI
+    firmware (see ``_esp_lines``).
     """
     lines = _prologue(disk_sectors) + _initramfs_lines(extra_modules) + [
         "# --- fstab by UUID",
@@ -195,15 +197,77 @@ def guest_script(disk_sectors, extra_modules=(), serial_console=True, grow=None)
         "  warn 'no grub tools: bootloader configuration left as it was'",
         "fi",
     ]
-    lines += _grow_lines(grow)
+    lines += _grow_lines(grow) + _esp_lines(esp)
     lines += ["sync", "echo VF-DONE"]
     return "\n".join(lines) + "\n"
 
 
-def grow_only_script(grow, disk_sectors):
-    """Only the partition growth (O(generalize=false))."""
-    lines = _prologue(disk_sectors) + _grow_lines(grow) + ["sync", "echo VF-DONE"]
+def layout_script(grow, esp, disk_sectors):
+    """Only the partition growth and the EFI system partition (O(generalize=false))."""
+    lines = _prologue(disk_sectors) + _grow_lines(grow) + _esp_lines(esp) + ["sync", "echo VF-DONE"]
     return "\n".join(lines) + "\n"
+
+
+def mbr_entry(ptype, start, sectors):
+    """A 16-byte MBR partition entry addressed by LBA (CHS fields set to the 'beyond CHS' value)."""
+    return (b"\x00\xfe\xff\xff" + bytes([ptype]) + b"\xfe\xff\xff"
+            + int(start).to_bytes(4, "little") + int(sectors).to_bytes(4, "little"))
+
+
+def _esp_lines(esp):
+    """Add an EFI system partition to ``$gdisk``'s MBR and install GRUB for UEFI on the removable path.
+
+    The guest needs GRUB's x86_64-efi modules (Debian/Ubuntu: grub-efi-amd64-bin) and mkfs.fat
+    (dosfstools); without them the run fails before anything is copied. The new primary entry (type
+    0xef) is written in place and read back, the kernel told with partx; the partition gets a FAT32
+    filesystem, ``grub-install --target=x86_64-efi --removable --no-nvram`` writes
+    ``EFI/BOOT/BOOTX64.EFI`` (the path firmware boots without a boot entry in its NVRAM: a new
+    machine has none), and fstab mounts it on /boot/efi by UUID. The MBR boot code is not touched:
+    the disk still boots with BIOS firmware too.
+    """
+    if not esp:
+        return []
+    number, start, sectors = int(esp["number"]), int(esp["start"]), int(esp["sectors"])
+    offset = int(esp["entry_offset"])
+    entry = mbr_entry(0xEF, start, sectors)
+    octets = "".join("\\%03o" % b for b in entry)
+    hexes = entry.hex()
+    fail = "{ echo \"VF-FAIL: EFI system partition: %s\"; exit 1; }"
+    return [
+        "",
+        "# --- EFI system partition %d (MBR entry, type 0xef) and GRUB for UEFI on the removable path" % number,
+        "[ -d /usr/lib/grub/x86_64-efi ] || " + fail % "the guest has no GRUB modules for UEFI"
+        " (/usr/lib/grub/x86_64-efi; Debian and Ubuntu: install grub-efi-amd64-bin in the source)",
+        "command -v grub-install >/dev/null 2>&1 || " + fail % "the guest has no grub-install",
+        "command -v mkfs.fat >/dev/null 2>&1 || "
+        + fail % "the guest has no mkfs.fat (install dosfstools in the source)",
+        "printf '%s' | dd of=/dev/$gdisk bs=1 seek=%d count=16 conv=notrunc status=none || " % (octets, offset)
+        + fail % "writing the partition table entry of /dev/$gdisk",
+        "sync",
+        "written=$(od -An -tx1 -j %d -N 16 /dev/$gdisk | tr -d ' \\n')" % offset,
+        "[ \"$written\" = %s ] || " % hexes + fail % "the entry reads back as $written",
+        "partx -a -n %d /dev/$gdisk >/dev/null 2>&1 || partx -u -n %d /dev/$gdisk" % (number, number),
+        "esp=$(partdev %d) || " % number + fail % "the kernel has no partition %d on /dev/$gdisk" % number,
+        "[ \"$(cat /sys/class/block/${esp#/dev/}/size 2>/dev/null)\" = %d ] || " % sectors
+        + fail % "the kernel does not see $esp with %d sectors" % sectors,
+        "mkfs.fat -F 32 -n EFI \"$esp\" >/tmp/vf-esp.log 2>&1 || { cat /tmp/vf-esp.log; "
+        "echo 'VF-FAIL: EFI system partition: mkfs.fat'; exit 1; }",
+        "mkdir -p /boot/efi",
+        "mount -t vfat \"$esp\" /boot/efi || " + fail % "mounting $esp on /boot/efi",
+        "grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram"
+        " >/tmp/vf-grub-efi.log 2>&1 || { cat /tmp/vf-grub-efi.log; umount /boot/efi;"
+        " echo 'VF-FAIL: EFI system partition: grub-install'; exit 1; }",
+        "[ -f /boot/efi/EFI/BOOT/BOOTX64.EFI ] || { umount /boot/efi; "
+        + fail % "grub-install wrote no EFI/BOOT/BOOTX64.EFI" + "; }",
+        "umount /boot/efi",
+        "uuid=$(blkid -p -s UUID -o value \"$esp\")",
+        "[ -n \"$uuid\" ] || " + fail % "no UUID on $esp",
+        "sed -i '\\|^[^#]*[[:space:]]/boot/efi[[:space:]]|d' /etc/fstab",
+        "printf 'UUID=%s /boot/efi vfat umask=0077 0 1\\n' \"$uuid\" >> /etc/fstab",
+        "change \"EFI system partition %d (%d MiB, FAT32, UUID $uuid) at sector %d, mounted on /boot/efi by"
+        " fstab\"" % (number, sectors // 2048, start),
+        "change 'GRUB for UEFI installed (EFI/BOOT/BOOTX64.EFI, the removable-media path); BIOS boot code kept'",
+    ]
 
 
 def _grow_lines(grow):

@@ -4,7 +4,8 @@
 """V2P: write a guest image onto a block device so it boots on other hardware.
 
 plan (source facts, device checks, record) -> [check mode stops] -> temporary qcow2 overlay of the
-source -> generalize in one libguestfs run -> ``qemu-img convert -n -O raw`` onto the device ->
+source -> generalize in one libguestfs run (with ``firmware: efi`` also: an EFI system partition added
+to the MBR and GRUB for UEFI installed on the removable-media path) -> ``qemu-img convert -n -O raw`` onto the device ->
 ``qemu-img compare`` of the written range against the overlay -> record (sha256 of the range).
 The source image is only ever read (it is the overlay's backing file, opened read-only).
 """
@@ -33,17 +34,25 @@ ARGUMENT_SPEC = dict(
     serial_console=dict(type="bool", default=True),
     extra_modules=dict(type="list", elements="str", default=[]),
     grow_last_partition=dict(type="bool", default=False),
-    firmware=dict(type="str", choices=["bios"], default="bios"),
+    firmware=dict(type="str", choices=["bios", "efi"], default="bios"),
+    esp_size_mib=dict(type="int", default=260),
     work_dir=dict(type="path", default="/var/tmp"),
     record_dir=dict(type="path", default="/var/lib/virtforge/v2p"),
     log_path=dict(type="path"),
 )
 
 RECORD_VERSION = 1
+ALIGN = 2048                 # partitions start on 1 MiB boundaries (in 512-byte sectors)
+ESP_MIN_MIB = 64             # FAT32 needs 65525 clusters: with 512-byte clusters, about 33 MiB
+EXTENDED = (0x05, 0x0F, 0x85)
+GPT_PROTECTIVE = 0xEE
+ESP_TYPE = 0xEF
 
 
 def options_digest(params):
     keys = ("generalize", "serial_console", "extra_modules", "grow_last_partition", "firmware")
+    if params["firmware"] == "efi":
+        keys += ("esp_size_mib",)
     return hashlib.sha256(json.dumps({k: params[k] for k in keys}, sort_keys=True).encode()).hexdigest()
 
 
@@ -79,17 +88,17 @@ class V2P(object):
         if busy:
             raise VirtforgeError("%s is in use: %s" % (p["device"], "; ".join(busy)), option="device",
                                  fix="Unmount it, stop what holds it, or pick another device")
-        length = size if p["grow_last_partition"] else need
+        layout = self._layout_plan(fmt, size, need)
+        length = layout.get("length", size if p["grow_last_partition"] else need)
         plan = dict(src=src, format=fmt, device=device, device_size=size, length=length,
-                    options=options_digest(p), record_path=self.record_path(device))
+                    options=options_digest(p), record_path=self.record_path(device),
+                    grow=layout.get("grow"), esp=layout.get("esp"))
         record = read_record(plan["record_path"])
         plan["up_to_date"] = bool(record and self._record_matches(record, plan))
         plan["table"] = blockdev.partition_table(device)
         if not plan["up_to_date"] and plan["table"] and not p["force"]:
             raise VirtforgeError("%s already has a partition table (%s)" % (p["device"], plan["table"].upper()),
                                  option="force", fix="Set force: true to overwrite the device")
-        if p["grow_last_partition"]:
-            plan["grow"] = self._grow_plan(src, fmt, size)
         return plan
 
     def record_path(self, device):
@@ -116,29 +125,80 @@ class V2P(object):
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _check_grown(self, overlay, grow):
-        """The overlay's partition table must hold the grown entry before anything is copied."""
+    def _check_table(self, overlay, plan):
+        """The overlay's partition table must hold the grown entry and the new ESP before anything is copied."""
         parts = {x["number"]: x for x in blockdev.mbr_partitions(self._first_sector(overlay, "qcow2"))}
-        got = parts.get(grow["number"], {}).get("sectors")
-        if got != grow["sectors"]:
-            raise VirtforgeError("partition %d was not grown: its table entry has %s sectors, %d expected; "
-                                 "nothing was written to the device" % (grow["number"], got, grow["sectors"]),
-                                 option="grow_last_partition")
+        grow, esp = plan.get("grow"), plan.get("esp")
+        if grow:
+            got = parts.get(grow["number"], {}).get("sectors")
+            if got != grow["sectors"]:
+                raise VirtforgeError("partition %d was not grown: its table entry has %s sectors, %d expected; "
+                                     "nothing was written to the device" % (grow["number"], got, grow["sectors"]),
+                                     option="grow_last_partition")
+        if esp:
+            got = parts.get(esp["number"], {})
+            if (got.get("type"), got.get("start"), got.get("sectors")) != (ESP_TYPE, esp["start"], esp["sectors"]):
+                raise VirtforgeError("the EFI system partition %d is not in the partition table as planned (%s); "
+                                     "nothing was written to the device" % (esp["number"], got or "no entry"),
+                                     option="firmware")
 
-    def _grow_plan(self, src, fmt, size):
-        """Where the last MBR partition starts, read from the source's first sector."""
-        parts = blockdev.mbr_partitions(self._first_sector(self.params["src"], fmt))
-        if not parts:
-            raise VirtforgeError("grow_last_partition needs an MBR partition table in the image (GPT is not "
-                                 "supported yet)", option="grow_last_partition")
-        last = max(parts, key=lambda x: x["start"])
-        if last["type"] in (0x05, 0x0F, 0x85):
-            raise VirtforgeError("the last partition is an extended partition", option="grow_last_partition")
-        sectors = size // blockdev.SECTOR - last["start"]
-        if sectors > 0xFFFFFFFF:
-            raise VirtforgeError("the device is too large for an MBR partition", option="grow_last_partition")
-        return dict(number=last["number"], start=last["start"], sectors=sectors,
-                    entry_offset=446 + 16 * (last["number"] - 1) + 12, old_sectors=last["sectors"])
+    def _layout_plan(self, fmt, size, need):
+        """Partition changes: the last partition grown, an EFI system partition added (MBR only).
+
+        With ``firmware: efi`` the ESP is a new primary partition: at the device's end when the last
+        partition grows (which then ends where the ESP starts), otherwise right after the image's end.
+        Returns dict(grow, esp, length) with what applies.
+        """
+        p = self.params
+        efi = p["firmware"] == "efi"
+        if not (p["grow_last_partition"] or efi):
+            return {}
+        option = "firmware" if efi else "grow_last_partition"
+        parts = blockdev.mbr_partitions(self._first_sector(p["src"], fmt))
+        if not parts or any(x["type"] == GPT_PROTECTIVE for x in parts):
+            raise VirtforgeError("%s needs an MBR partition table in the image (GPT is not supported yet)"
+                                 % ("firmware: efi" if efi else "grow_last_partition"), option=option)
+        out = {}
+        disk = size // blockdev.SECTOR
+        end = max(x["start"] + x["sectors"] for x in parts)
+        esp_start = None
+        if efi:
+            if p["esp_size_mib"] < ESP_MIN_MIB:
+                raise VirtforgeError("%d MiB is too small for a FAT32 EFI system partition (at least %d MiB)"
+                                     % (p["esp_size_mib"], ESP_MIN_MIB), option="esp_size_mib")
+            have = [x["number"] for x in parts if x["type"] == ESP_TYPE]
+            if have:
+                raise VirtforgeError("the image already has an EFI system partition (partition %d); firmware: efi "
+                                     "adds one to images made for BIOS only" % have[0], option="firmware",
+                                     fix="Write it with firmware: bios; its own ESP and boot loader are kept")
+            free = [n for n in range(1, 5) if n not in [x["number"] for x in parts]]
+            if not free:
+                raise VirtforgeError("the image's MBR has no free primary slot for an EFI system partition",
+                                     option="firmware")
+            sectors = p["esp_size_mib"] * ALIGN
+            if p["grow_last_partition"]:
+                esp_start = (disk - sectors) // ALIGN * ALIGN
+            else:
+                esp_start = -(-max(end, need // blockdev.SECTOR) // ALIGN) * ALIGN
+            if esp_start < max(end, need // blockdev.SECTOR) or esp_start + sectors > disk:
+                raise VirtforgeError("%s holds %d bytes: too small for the image (%d bytes) and a %d MiB EFI system "
+                                     "partition" % (p["device"], size, need, p["esp_size_mib"]), option="device",
+                                     fix="Use a larger device, or a smaller esp_size_mib")
+            if esp_start + sectors > 0xFFFFFFFF:
+                raise VirtforgeError("the device is too large for an MBR partition table", option="firmware")
+            out["esp"] = dict(number=free[0], start=esp_start, sectors=sectors,
+                              entry_offset=446 + 16 * (free[0] - 1))
+            out["length"] = size if p["grow_last_partition"] else (esp_start + sectors) * blockdev.SECTOR
+        if p["grow_last_partition"]:
+            last = max(parts, key=lambda x: x["start"])
+            if last["type"] in EXTENDED:
+                raise VirtforgeError("the last partition is an extended partition", option="grow_last_partition")
+            sectors = (esp_start if esp_start is not None else disk) - last["start"]
+            if sectors > 0xFFFFFFFF:
+                raise VirtforgeError("the device is too large for an MBR partition", option="grow_last_partition")
+            out["grow"] = dict(number=last["number"], start=last["start"], sectors=sectors,
+                               entry_offset=446 + 16 * (last["number"] - 1) + 12, old_sectors=last["sectors"])
+        return out
 
     # ----------------------------------------------------------------- apply
     def apply(self, plan):
@@ -152,18 +212,20 @@ class V2P(object):
             with self.log.phase("overlay", "temporary qcow2 overlay on %s" % p["src"]):
                 self.runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", os.path.realpath(p["src"]),
                                  "-F", plan["format"], overlay], what="qemu-img create")
-                if plan.get("grow"):
-                    self.runner.run(["qemu-img", "resize", "-q", overlay, str(plan["device_size"])],
-                                    what="qemu-img resize")
-            if p["generalize"] or plan.get("grow"):
+                overlay_size = int(plan["src"]["capacity"])
+                if plan.get("grow") or plan.get("esp"):
+                    overlay_size = plan["length"]
+                    self.runner.run(["qemu-img", "resize", "-q", overlay, str(overlay_size)], what="qemu-img resize")
+            layout = plan.get("grow") or plan.get("esp")
+            if p["generalize"] or layout:
                 with self.log.phase("generalize", "one libguestfs run"):
                     script = os.path.join(work, "generalize.sh")
                     with open(script, "w") as handle:
-                        disk_sectors = (plan["device_size"] if plan.get("grow")
-                                        else int(plan["src"]["capacity"])) // blockdev.SECTOR
+                        disk_sectors = overlay_size // blockdev.SECTOR
                         handle.write(generalize.guest_script(
-                            disk_sectors, p["extra_modules"], p["serial_console"], plan.get("grow"))
-                            if p["generalize"] else generalize.grow_only_script(plan["grow"], disk_sectors))
+                            disk_sectors, p["extra_modules"], p["serial_console"], plan.get("grow"), plan.get("esp"))
+                            if p["generalize"]
+                            else generalize.layout_script(plan.get("grow"), plan.get("esp"), disk_sectors))
                     commands = generalize.guestfish_script(script)
                     _rc, out, _err = self.runner.run(["guestfish", "-a", overlay, "-i"], data=commands.encode(),
                                                      environ=env, what="guestfish (generalize)")
@@ -172,8 +234,8 @@ class V2P(object):
                     if not done:
                         raise VirtforgeError("the generalization script did not finish: %s"
                                              % "\n".join(out.strip().splitlines()[-10:]))
-                if plan.get("grow"):
-                    self._check_grown(overlay, plan["grow"])
+                if layout:
+                    self._check_table(overlay, plan)
             what = "qemu-img convert -O raw to %s (%d bytes)" % (plan["device"], plan["length"])
             with self.log.phase("copy", what):
                 self.runner.run(["qemu-img", "convert", "-n", "-f", "qcow2", "-O", "raw", "-W",
@@ -198,7 +260,8 @@ class V2P(object):
         result = dict(changed=not plan["up_to_date"], device=plan["device"], src=self.params["src"],
                       src_format=plan["format"], virtual_size=int(plan["src"]["capacity"]),
                       device_size=plan["device_size"], bytes_written=0, length=plan["length"],
-                      partition_table_before=plan["table"], grow=plan.get("grow"), verified=False,
+                      partition_table_before=plan["table"], grow=plan.get("grow"), esp=plan.get("esp"),
+                      firmware=self.params["firmware"], verified=False,
                       guest_changes=[], guest_warnings=[], log_path=self.params.get("log_path"))
         if plan["up_to_date"]:
             record = read_record(plan["record_path"]) or {}

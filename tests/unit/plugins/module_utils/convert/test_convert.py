@@ -176,10 +176,49 @@ def test_guest_script_is_valid_shell_and_complete():
     assert "sed -i -E 's/ ?console=ttyS" not in kept and "seek=" not in kept
 
 
-def test_grow_only_script():
-    script = generalize.grow_only_script(dict(number=2, entry_offset=474, sectors=100), 4096)
+def test_layout_script_grow_only():
+    script = generalize.layout_script(dict(number=2, entry_offset=474, sectors=100), None, 4096)
     subprocess.run(["sh", "-n"], input=script.encode(), check=True)
-    assert "update-initramfs" not in script and "partdev 2" in script
+    assert "update-initramfs" not in script and "partdev 2" in script and "grub-install" not in script
+
+
+ESP = dict(number=2, entry_offset=462, start=2099200, sectors=532480)
+
+
+def test_esp_script_writes_the_exact_entry():
+    script = generalize.layout_script(None, ESP, 4096)
+    subprocess.run(["sh", "-n"], input=script.encode(), check=True)
+    entry = generalize.mbr_entry(0xEF, ESP["start"], ESP["sectors"])
+    assert entry[4] == 0xEF and len(entry) == 16
+    assert int.from_bytes(entry[8:12], "little") == ESP["start"]
+    assert int.from_bytes(entry[12:16], "little") == ESP["sectors"]
+    # the octal printf of the script produces exactly those 16 bytes, and the read-back compares them in hex
+    line = [x for x in script.splitlines() if x.startswith("printf '") and "seek=462 count=16" in x][0]
+    printed = subprocess.run(["sh", "-c", line.split(" | ")[0]], capture_output=True, check=True).stdout
+    assert printed == entry
+    assert '[ "$written" = %s ]' % entry.hex() in script
+    # requirements checked before anything is written; GRUB on the removable path, no NVRAM entry
+    assert script.index("/usr/lib/grub/x86_64-efi") < script.index("dd of=/dev/$gdisk")
+    assert script.index("mkfs.fat >/dev/null") < script.index("dd of=/dev/$gdisk")
+    assert "grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram" in script
+    assert "mkfs.fat -F 32" in script and "of=/dev/sda" not in script
+    assert "/boot/efi vfat umask=0077 0 1" in script
+
+
+def test_esp_fstab_line_replaces_an_old_one(tmp_path):
+    script = generalize.layout_script(None, ESP, 4096)
+    sed = [x for x in script.splitlines() if x.startswith("sed -i ") and "/boot/efi" in x][0]
+    fstab = tmp_path / "fstab"
+    fstab.write_text("UUID=a / ext4 defaults 0 1\nUUID=B /boot/efi vfat umask=0077 0 1\n# x /boot/efi y\n")
+    subprocess.run(["sh", "-c", sed.replace("/etc/fstab", str(fstab))], check=True)
+    assert fstab.read_text() == "UUID=a / ext4 defaults 0 1\n# x /boot/efi y\n"
+
+
+def test_guest_script_with_grow_and_esp():
+    script = generalize.guest_script(4096, grow=dict(number=1, entry_offset=458, sectors=100), esp=ESP)
+    subprocess.run(["sh", "-n"], input=script.encode(), check=True)
+    # grown first (it ends where the ESP starts), then the ESP, then done
+    assert script.index("resize2fs") < script.index("mkfs.fat -F 32") < script.index("echo VF-DONE")
 
 
 def _fake_appliance(root, disks, appliance):
@@ -297,9 +336,89 @@ def test_parse_output():
 
 def test_v2p_options_digest():
     base = dict(generalize=True, serial_console=True, extra_modules=[], grow_last_partition=False,
-                firmware="bios")
+                firmware="bios", esp_size_mib=260)
     assert v2p.options_digest(base) == v2p.options_digest(dict(base))
     assert v2p.options_digest(base) != v2p.options_digest(dict(base, serial_console=False))
+    # the ESP size matters only for UEFI targets
+    assert v2p.options_digest(base) == v2p.options_digest(dict(base, esp_size_mib=100))
+    efi = dict(base, firmware="efi")
+    assert v2p.options_digest(efi) != v2p.options_digest(base)
+    assert v2p.options_digest(efi) != v2p.options_digest(dict(efi, esp_size_mib=100))
+
+
+MIB = 2048  # sectors
+
+
+def _mbr_slots(*parts):
+    head = bytearray(512)
+    for number, ptype, start, sectors in parts:
+        head[446 + 16 * (number - 1): 446 + 16 * number] = generalize.mbr_entry(ptype, start, sectors)
+    head[510:512] = b"\x55\xaa"
+    return bytes(head)
+
+
+def _layout(head, size, need, **params):
+    p = dict(src="/img", device="/dev/sdx", firmware="bios", esp_size_mib=260, grow_last_partition=False)
+    p.update(params)
+    obj = v2p.V2P(types.SimpleNamespace(params=p), runner=None)
+    obj._first_sector = lambda path, fmt: head
+    return obj._layout_plan("qcow2", size, need)
+
+
+GIB = 1 << 30
+IMAGE = _mbr_slots((1, 0x83, MIB, 2 * GIB // 512 - MIB))   # a 2 GiB image, one partition from 1 MiB to its end
+
+
+def test_v2p_layout_bios_without_growth_changes_nothing():
+    assert _layout(IMAGE, 4 * GIB, 2 * GIB) == {}
+
+
+def test_v2p_layout_grow_to_the_device_end():
+    out = _layout(IMAGE, 4 * GIB, 2 * GIB, grow_last_partition=True)
+    assert out["grow"] == dict(number=1, start=MIB, sectors=4 * GIB // 512 - MIB, entry_offset=446 + 12,
+                               old_sectors=2 * GIB // 512 - MIB)
+    assert "esp" not in out
+
+
+def test_v2p_layout_esp_after_the_image():
+    out = _layout(IMAGE, 4 * GIB, 2 * GIB, firmware="efi")
+    assert out["esp"] == dict(number=2, start=2 * GIB // 512, sectors=260 * MIB, entry_offset=446 + 16)
+    assert out["length"] == 2 * GIB + 260 * MIB * 512 and "grow" not in out
+
+
+def test_v2p_layout_esp_at_the_end_when_growing():
+    size = 4 * GIB + 12345 * 512          # not a whole MiB: the ESP is aligned down to one
+    out = _layout(IMAGE, size, 2 * GIB, firmware="efi", grow_last_partition=True)
+    esp = out["esp"]
+    assert esp["start"] % MIB == 0 and esp["start"] + esp["sectors"] <= size // 512
+    assert size // 512 - (esp["start"] + esp["sectors"]) < MIB
+    assert out["grow"]["sectors"] == esp["start"] - MIB and out["length"] == size
+
+
+def test_v2p_layout_takes_the_first_free_slot():
+    head = _mbr_slots((1, 0x83, MIB, 1000 * MIB), (3, 0x82, 1001 * MIB, 23 * MIB))
+    out = _layout(head, 2 * GIB, 1024 * MIB * 512, firmware="efi")
+    assert out["esp"]["number"] == 2 and out["esp"]["entry_offset"] == 446 + 16
+
+
+@pytest.mark.parametrize("head,size,params,option,text", [
+    (IMAGE, 2 * GIB + 100 * MIB * 512, dict(firmware="efi"), "device", "too small for the image"),
+    (IMAGE, 2 * GIB + 100 * MIB * 512, dict(firmware="efi", grow_last_partition=True), "device", "too small"),
+    (IMAGE, 4 * GIB, dict(firmware="efi", esp_size_mib=32), "esp_size_mib", "too small for a FAT32"),
+    (_mbr_slots((1, 0xEE, 1, 0xFFFFFFFF)), 4 * GIB, dict(firmware="efi"), "firmware", "GPT is not supported"),
+    (_mbr_slots((1, 0xEE, 1, 0xFFFFFFFF)), 4 * GIB, dict(grow_last_partition=True), "grow_last_partition", "GPT"),
+    (bytes(512), 4 * GIB, dict(firmware="efi"), "firmware", "needs an MBR partition table"),
+    (_mbr_slots((1, 0xEF, MIB, 100 * MIB), (2, 0x83, 101 * MIB, 500 * MIB)), 4 * GIB, dict(firmware="efi"), "firmware",
+     "already has an EFI system partition (partition 1)"),
+    (_mbr_slots(*[(n, 0x83, n * 100 * MIB, 100 * MIB) for n in range(1, 5)]), 4 * GIB, dict(firmware="efi"), "firmware",
+     "no free primary slot"),
+    (_mbr_slots((1, 0x83, MIB, 100 * MIB), (2, 0x05, 101 * MIB, 400 * MIB)), 4 * GIB, dict(grow_last_partition=True),
+     "grow_last_partition", "extended partition"),
+])
+def test_v2p_layout_refusals(head, size, params, option, text):
+    with pytest.raises(VirtforgeError) as err:
+        _layout(head, size, 2 * GIB if head is IMAGE else 1 * GIB, **params)
+    assert err.value.option == option and text in err.value.msg
 
 
 # --------------------------------------------------------------------------------------- v2v
