@@ -35,6 +35,11 @@ except ImportError:  # pragma: no cover - ships with libvirt-python
 # Phases whose per-domain steps run in a few threads over the one connection.
 PARALLEL_PHASES = ("start", "pause")
 PARALLEL_WORKERS = 4
+# A start refused with EAGAIN is tried again (after 1, 2, 3 s). Seen with starts that overlap: libvirt's
+# "failed to load cgroup BPF prog: Resource temporarily unavailable" (the kernel's BPF verifier gives up
+# with EAGAIN when a signal is pending for the loading thread); libvirt itself does not try again.
+START_RETRIES = 3
+TRANSIENT = "Resource temporarily unavailable"
 
 XML_INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE
 UNDEFINE_MANAGED_SAVE = 1
@@ -421,9 +426,22 @@ class DomainManager(object):
             self.log("removed %s" % path)
 
     def _start(self, entry):
-        if not entry.dom.isActive():
-            entry.dom.create()
-            self.log("started %s" % entry.name)
+        for attempt in range(START_RETRIES + 1):
+            if entry.dom.isActive():
+                return
+            try:
+                entry.dom.create()
+                self.log("started %s" % entry.name)
+                if attempt:
+                    self.module.warn("domain %s started on attempt %d: libvirt refused the start before with %r"
+                                     % (entry.name, attempt + 1, TRANSIENT))
+                return
+            except libvirt.libvirtError as exc:
+                if attempt == START_RETRIES or TRANSIENT not in (exc.get_error_message() or ""):
+                    raise
+                self.log("start of %s refused for now (%s): trying again (%d of %d)"
+                         % (entry.name, exc.get_error_message(), attempt + 1, START_RETRIES))
+                self.sleep(attempt + 1)
 
     def _pause(self, entry):
         state = _state(entry.dom)
