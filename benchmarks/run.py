@@ -46,7 +46,7 @@ def playbook(path, extra):
         os.unlink(varfile)
 
 
-def _with_retries(run):
+def _seconds_showing_retries(run):
     """The seconds of a run of the domain task; its starts that libvirt refused once (EAGAIN) are shown."""
     seconds, out = run
     for line in out.splitlines():
@@ -72,7 +72,7 @@ def bench_bulk(count):
             ("virsh", "virsh define + start loop",
              lambda: timed(["bash", os.path.join(HERE, "bulk_virsh.sh"), str(count), prefix, xmldir])[0]),
             ("ours", "virtforge.libvirt.domain, one task",
-             lambda: _with_retries(playbook(os.path.join(HERE, "playbooks", "bulk_ours.yml"), ours_vars))),
+             lambda: _seconds_showing_retries(playbook(os.path.join(HERE, "playbooks", "bulk_ours.yml"), ours_vars))),
             ("community", "community.libvirt.virt in a loop",
              lambda: playbook(os.path.join(HERE, "playbooks", "bulk_community.yml"),
                               dict(bench_names=names, bench_xmldir=xmldir))[0]),

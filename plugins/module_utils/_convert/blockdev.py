@@ -134,13 +134,28 @@ def sha256_range(path, length, chunk=4 * 1024 * 1024):
     return digest.hexdigest()
 
 
+MBR_TABLE = 446        # where the four primary entries start in the first sector
+MBR_ENTRY = 16
+
+
+def mbr_entry_offset(number):
+    """Byte offset of primary partition ``number``'s (1-4) entry on the disk."""
+    return MBR_TABLE + MBR_ENTRY * (number - 1)
+
+
+def mbr_entry(ptype, start, sectors):
+    """A 16-byte MBR partition entry addressed by LBA (CHS fields set to the 'beyond CHS' value)."""
+    return (b"\x00\xfe\xff\xff" + bytes([ptype]) + b"\xfe\xff\xff"
+            + int(start).to_bytes(4, "little") + int(sectors).to_bytes(4, "little"))
+
+
 def mbr_partitions(head):
     """Primary MBR partitions from the first sector: list of dict(number, type, start, sectors)."""
     if len(head) < 512 or head[510:512] != b"\x55\xaa":
         return []
     out = []
     for i in range(4):
-        entry = head[446 + 16 * i: 446 + 16 * (i + 1)]
+        entry = head[mbr_entry_offset(i + 1): mbr_entry_offset(i + 2)]
         ptype = entry[4]
         start = int.from_bytes(entry[8:12], "little")
         sectors = int.from_bytes(entry[12:16], "little")

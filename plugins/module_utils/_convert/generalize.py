@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import shlex
 
+from .blockdev import mbr_entry
+
 # Storage drivers of common physical machines; added where the guest's kernel has them.
 GENERIC_STORAGE_MODULES = (
     "ahci", "ata_piix", "ata_generic", "pata_acpi", "sd_mod", "sr_mod", "nvme", "megaraid_sas", "mpt3sas",
@@ -206,12 +208,6 @@ def layout_script(grow, esp, disk_sectors):
     """Only the partition growth and the EFI system partition (O(generalize=false))."""
     lines = _prologue(disk_sectors) + _grow_lines(grow) + _esp_lines(esp) + ["sync", "echo VF-DONE"]
     return "\n".join(lines) + "\n"
-
-
-def mbr_entry(ptype, start, sectors):
-    """A 16-byte MBR partition entry addressed by LBA (CHS fields set to the 'beyond CHS' value)."""
-    return (b"\x00\xfe\xff\xff" + bytes([ptype]) + b"\xfe\xff\xff"
-            + int(start).to_bytes(4, "little") + int(sectors).to_bytes(4, "little"))
 
 
 def _esp_lines(esp):

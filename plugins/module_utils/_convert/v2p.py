@@ -89,8 +89,7 @@ class V2P(object):
             raise VirtforgeError("%s is in use: %s" % (p["device"], "; ".join(busy)), option="device",
                                  fix="Unmount it, stop what holds it, or pick another device")
         layout = self._layout_plan(fmt, size, need)
-        length = layout.get("length", size if p["grow_last_partition"] else need)
-        plan = dict(src=src, format=fmt, device=device, device_size=size, length=length,
+        plan = dict(src=src, format=fmt, device=device, device_size=size, length=layout.get("length", need),
                     options=options_digest(p), record_path=self.record_path(device),
                     grow=layout.get("grow"), esp=layout.get("esp"))
         record = read_record(plan["record_path"])
@@ -147,7 +146,7 @@ class V2P(object):
 
         With ``firmware: efi`` the ESP is a new primary partition: at the device's end when the last
         partition grows (which then ends where the ESP starts), otherwise right after the image's end.
-        Returns dict(grow, esp, length) with what applies.
+        Returns dict(grow, esp, length) with what applies (length: the bytes of the device written).
         """
         p = self.params
         efi = p["firmware"] == "efi"
@@ -158,9 +157,10 @@ class V2P(object):
         if not parts or any(x["type"] == GPT_PROTECTIVE for x in parts):
             raise VirtforgeError("%s needs an MBR partition table in the image (GPT is not supported yet)"
                                  % ("firmware: efi" if efi else "grow_last_partition"), option=option)
-        out = {}
+        out = dict(length=size) if p["grow_last_partition"] else {}
         disk = size // blockdev.SECTOR
-        end = max(x["start"] + x["sectors"] for x in parts)
+        # the image's last used sector: its partitions' end, or its size
+        used = max(max(x["start"] + x["sectors"] for x in parts), -(-need // blockdev.SECTOR))
         esp_start = None
         if efi:
             if p["esp_size_mib"] < ESP_MIN_MIB:
@@ -179,16 +179,16 @@ class V2P(object):
             if p["grow_last_partition"]:
                 esp_start = (disk - sectors) // ALIGN * ALIGN
             else:
-                esp_start = -(-max(end, need // blockdev.SECTOR) // ALIGN) * ALIGN
-            if esp_start < max(end, need // blockdev.SECTOR) or esp_start + sectors > disk:
+                esp_start = -(-used // ALIGN) * ALIGN
+                out["length"] = (esp_start + sectors) * blockdev.SECTOR
+            if esp_start < used or esp_start + sectors > disk:
                 raise VirtforgeError("%s holds %d bytes: too small for the image (%d bytes) and a %d MiB EFI system "
                                      "partition" % (p["device"], size, need, p["esp_size_mib"]), option="device",
                                      fix="Use a larger device, or a smaller esp_size_mib")
             if esp_start + sectors > 0xFFFFFFFF:
                 raise VirtforgeError("the device is too large for an MBR partition table", option="firmware")
             out["esp"] = dict(number=free[0], start=esp_start, sectors=sectors,
-                              entry_offset=446 + 16 * (free[0] - 1))
-            out["length"] = size if p["grow_last_partition"] else (esp_start + sectors) * blockdev.SECTOR
+                              entry_offset=blockdev.mbr_entry_offset(free[0]))
         if p["grow_last_partition"]:
             last = max(parts, key=lambda x: x["start"])
             if last["type"] in EXTENDED:
@@ -197,7 +197,8 @@ class V2P(object):
             if sectors > 0xFFFFFFFF:
                 raise VirtforgeError("the device is too large for an MBR partition", option="grow_last_partition")
             out["grow"] = dict(number=last["number"], start=last["start"], sectors=sectors,
-                               entry_offset=446 + 16 * (last["number"] - 1) + 12, old_sectors=last["sectors"])
+                               entry_offset=blockdev.mbr_entry_offset(last["number"]) + 12,
+                               old_sectors=last["sectors"])
         return out
 
     # ----------------------------------------------------------------- apply

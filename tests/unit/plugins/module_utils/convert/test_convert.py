@@ -188,7 +188,7 @@ ESP = dict(number=2, entry_offset=462, start=2099200, sectors=532480)
 def test_esp_script_writes_the_exact_entry():
     script = generalize.layout_script(None, ESP, 4096)
     subprocess.run(["sh", "-n"], input=script.encode(), check=True)
-    entry = generalize.mbr_entry(0xEF, ESP["start"], ESP["sectors"])
+    entry = blockdev.mbr_entry(0xEF, ESP["start"], ESP["sectors"])
     assert entry[4] == 0xEF and len(entry) == 16
     assert int.from_bytes(entry[8:12], "little") == ESP["start"]
     assert int.from_bytes(entry[12:16], "little") == ESP["sectors"]
@@ -352,7 +352,7 @@ MIB = 2048  # sectors
 def _mbr_slots(*parts):
     head = bytearray(512)
     for number, ptype, start, sectors in parts:
-        head[446 + 16 * (number - 1): 446 + 16 * number] = generalize.mbr_entry(ptype, start, sectors)
+        head[446 + 16 * (number - 1): 446 + 16 * number] = blockdev.mbr_entry(ptype, start, sectors)
     head[510:512] = b"\x55\xaa"
     return bytes(head)
 
