@@ -49,6 +49,16 @@ def fail_from_exception(module, exc, **result):
     module.fail_json(msg="%s: %s" % (type(exc).__name__, exc), exception=traceback.format_exc(), **result)
 
 
+def exit_with_result(module, result):
+    """Exit with an engine's result: its ``warnings`` as Ansible warnings, its ``diff`` only in diff mode."""
+    for warning in result.pop("warnings", None) or []:
+        module.warn(warning)
+    diff = result.pop("diff", None)
+    if module._diff and diff is not None:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
 def _libvirt_error_class():
     try:
         import libvirt  # pylint: disable=import-outside-toplevel

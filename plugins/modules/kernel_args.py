@@ -121,7 +121,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtforge.libvirt.plugins.module_utils import _kernel_args
-from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import VirtforgeError, fail_from_exception
+from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import (
+    VirtforgeError, exit_with_result, fail_from_exception)
 from ansible_collections.virtforge.libvirt.plugins.module_utils._run import Runner
 
 
@@ -143,12 +144,7 @@ def main():
         result = _kernel_args.run(module.params, Runner(module), module.check_mode)
     except Exception as exc:
         fail_from_exception(module, exc)
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    exit_with_result(module, result)
 
 
 if __name__ == "__main__":

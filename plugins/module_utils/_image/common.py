@@ -63,14 +63,22 @@ def temp_name(path):
     return os.path.join(directory, ".%s.tmp-%d-%s" % (base, os.getpid(), os.urandom(3).hex()))
 
 
-def atomic_write_text(path, text, mode=0o644):
+def atomic_write_text(path, text, mode=0o644, keep_owner=False):
+    """``text`` into ``path`` under a temporary name, renamed when complete. With ``keep_owner`` an existing
+    file keeps its mode and owner (``mode`` is for a new file)."""
     tmp = temp_name(path)
+    uid = gid = None
+    if keep_owner and os.path.exists(path):
+        stat = os.stat(path)
+        mode, uid, gid = stat.st_mode & 0o7777, stat.st_uid, stat.st_gid
     try:
         with open(tmp, "w") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
+        if uid is not None and os.geteuid() == 0:
+            os.chown(tmp, uid, gid)
         os.rename(tmp, path)
     except BaseException:
         remove_quietly(tmp)

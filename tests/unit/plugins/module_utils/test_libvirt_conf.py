@@ -1,0 +1,289 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtforge.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""libvirt_config's engine: the key = value edits, systemctl's answers, which daemon needs what."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from ansible_collections.virtforge.libvirt.plugins.module_utils import _libvirt_conf as conf
+from ansible_collections.virtforge.libvirt.plugins.module_utils import _service
+from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import VirtforgeError
+
+LIBVIRTD_CONF = """# Master libvirt daemon configuration file
+#
+# For further information consult https://libvirt.org/format.html
+
+#listen_tls = 0
+#listen_tcp = 1
+#auth_tcp = "sasl"
+#max_clients = 5000
+"""
+
+SHOW_TEMPLATE = """MainPID={vl_pid}
+Id=virtlogd.service
+LoadState=loaded
+ActiveState={vl_active}
+UnitFileState={vl_file}
+
+Id=libvirtd.socket
+LoadState=loaded
+ActiveState=active
+UnitFileState=enabled
+
+MainPID={lv_pid}
+Id=libvirtd.service
+LoadState=loaded
+ActiveState={lv_active}
+UnitFileState=enabled
+
+Id=libvirtd-tls.socket
+LoadState=loaded
+ActiveState=inactive
+UnitFileState=disabled
+
+Id=libvirtd-tcp.socket
+LoadState=not-found
+ActiveState=inactive
+UnitFileState=
+"""
+
+
+class Runner(object):
+    """Answers pgrep and systemctl show as the test says; records every command."""
+
+    def __init__(self, pids=None, show=None):
+        self.pids = pids or {}
+        self.show = show
+        self.calls = []
+
+    def which(self, tool, required=True):
+        return "/usr/bin/" + tool
+
+    def run(self, argv, check=True, what=None, **_kw):
+        self.calls.append(list(argv))
+        tool = os.path.basename(argv[0])
+        if tool == "pgrep":
+            pid = self.pids.get(argv[-1], 0)
+            return (0, "%d\n" % pid, "") if pid else (1, "", "")
+        if tool == "systemctl" and argv[1] == "show":
+            return 0, self.show, ""
+        return 0, "", ""
+
+    def commands(self, tool):
+        return [c[1:] for c in self.calls if os.path.basename(c[0]) == tool and c[1] != "show"]
+
+
+def _params(config_dir, **kw):
+    params = dict(settings={}, listen_tls=False, listen_tcp=False, config_dir=str(config_dir), start=True,
+                  restart=True, service_mgr="direct")
+    params.update(kw)
+    return params
+
+
+def _files(tmp_path, libvirtd=LIBVIRTD_CONF, qemu="#user = \"root\"\n", virtlogd="#max_size = 2097152\n"):
+    for name, text in (("libvirtd.conf", libvirtd), ("qemu.conf", qemu), ("virtlogd.conf", virtlogd)):
+        (tmp_path / name).write_text(text)
+        os.utime(tmp_path / name, (1000, 1000))
+    return tmp_path
+
+
+def _start_times(monkeypatch, when):
+    monkeypatch.setattr(_service, "process_start_time", lambda pid, proc="/proc": when if pid else None)
+
+
+def test_values_as_libvirt_reads_them():
+    assert conf.line_for("listen_tls", True, "o") == "listen_tls = 1"
+    assert conf.line_for("max_clients", 64, "o") == "max_clients = 64"
+    assert conf.line_for("user", "libvirt-qemu", "o") == 'user = "libvirt-qemu"'
+    assert conf.line_for("cgroup_controllers", ["cpu", "memory"], "o") == 'cgroup_controllers = ["cpu", "memory"]'
+
+
+@pytest.mark.parametrize("value, words", [
+    ('a"b', "double quote"), ("a\nb", "newline"), (1.5, "whole numbers"), ({"a": 1}, "not dict"),
+    ([1, 2], "strings only"),
+])
+def test_values_libvirt_cannot_read_are_refused_naming_the_setting(value, words):
+    with pytest.raises(VirtforgeError) as err:
+        conf.line_for("key", value, "settings.qemu.conf.key")
+    assert "settings.qemu.conf.key" in err.value.message and words in err.value.message
+
+
+def test_the_commented_example_is_replaced_in_place_and_the_rest_kept():
+    text = conf.set_line(LIBVIRTD_CONF, "max_clients", "max_clients = 64")
+    assert text.splitlines()[-1] == "max_clients = 64"
+    assert text.replace("max_clients = 64", "#max_clients = 5000") == LIBVIRTD_CONF
+
+
+def test_an_active_line_wins_over_a_later_example_and_a_new_key_is_appended():
+    text = "max_clients = 10\n#max_clients = 5000\n"
+    assert conf.set_line(text, "max_clients", "max_clients = 64") == "max_clients = 64\n#max_clients = 5000\n"
+    assert conf.set_line("a = 1", "b", "b = 2") == "a = 1\nb = 2\n"
+    # a key that only starts like another is another key
+    assert conf.set_line("max_clients_x = 1\n", "max_clients", "max_clients = 2") == (
+        "max_clients_x = 1\nmax_clients = 2\n")
+
+
+def test_every_bad_name_is_reported_at_once():
+    with pytest.raises(VirtforgeError) as err:
+        conf.validate_settings({"../x.conf": {"a": 1}, "qemu.conf": {"Max Clients": 1, "ok": 'q"'},
+                                "virtlogd.conf": [1]})
+    msg = err.value.message
+    for part in ("settings.../x.conf", "settings.qemu.conf.Max Clients", "settings.qemu.conf.ok",
+                 "settings.virtlogd.conf: must be a dict"):
+        assert part in msg
+
+
+def test_check_mode_writes_nothing_and_names_what_would_change(tmp_path, monkeypatch):
+    _files(tmp_path)
+    _start_times(monkeypatch, when=2000)
+    runner = Runner(pids={"libvirtd": 11, "virtlogd": 12})
+    result = conf.run(_params(tmp_path, settings={"qemu.conf": {"user": "libvirt-qemu"}}), runner, True)
+    assert result["changed"] and result["config_changed"] == ["libvirtd.conf", "qemu.conf"]
+    assert result["daemons_changed"] == ["libvirtd"]
+    assert result["restart_required"] == ["libvirtd"]
+    assert (tmp_path / "qemu.conf").read_text() == '#user = "root"\n'
+    assert not runner.commands("libvirtd")
+    headers = [str(tmp_path / "libvirtd.conf"), str(tmp_path / "qemu.conf")]
+    assert [d["before_header"] for d in result["diff"]] == headers
+
+
+def test_a_real_run_writes_keeps_the_mode_and_a_second_run_changes_nothing(tmp_path, monkeypatch):
+    _files(tmp_path)
+    os.chmod(tmp_path / "qemu.conf", 0o600)
+    _start_times(monkeypatch, when=2000)
+    params = _params(tmp_path, settings={"qemu.conf": {"user": "libvirt-qemu"},
+                                         "virtlogd.conf": {"max_size": 4096}})
+    first = conf.run(params, Runner(pids={"libvirtd": 11, "virtlogd": 12}), False)
+    assert first["changed"] and first["config_changed"] == ["libvirtd.conf", "qemu.conf", "virtlogd.conf"]
+    assert (tmp_path / "qemu.conf").read_text() == 'user = "libvirt-qemu"\n'
+    assert os.stat(tmp_path / "qemu.conf").st_mode & 0o777 == 0o600
+    assert "listen_tls = 0\nlisten_tcp = 0\n" in (tmp_path / "libvirtd.conf").read_text()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+    # without systemd the daemons are not restarted: both run with older settings
+    assert first["restart_required"] == ["libvirtd", "virtlogd"] and first["restarted"] == []
+    second = conf.run(params, Runner(pids={"libvirtd": 11, "virtlogd": 12}), False)
+    assert not second["changed"] and second["config_changed"] == []
+    # the files are still newer than the daemons
+    assert second["restart_required"] == ["libvirtd", "virtlogd"]
+    _start_times(monkeypatch, when=time.time() + 10)
+    third = conf.run(params, Runner(pids={"libvirtd": 11, "virtlogd": 12}), False)
+    assert third["restart_required"] == []
+
+
+def test_without_systemd_a_daemon_that_does_not_run_is_started(tmp_path, monkeypatch):
+    _files(tmp_path)
+    _start_times(monkeypatch, when=2000)
+    monkeypatch.setattr(conf, "RUNTIME_DIRS", (str(tmp_path / "run"),))
+    runner = Runner(pids={"virtlogd": 12})
+    result = conf.run(_params(tmp_path, listen_tls=True), runner, False)
+    assert result["started"] == ["libvirtd"] and result["changed"]
+    assert runner.commands("libvirtd") == [["-d", "--listen"]]
+    assert os.path.isdir(tmp_path / "run")
+    # a daemon started now reads the new file: only the running virtlogd is left (its file did not change)
+    assert result["restart_required"] == []
+
+
+def _systemd(show_kw, tmp_path, monkeypatch):
+    _files(tmp_path)
+    _start_times(monkeypatch, when=2000)
+    show = SHOW_TEMPLATE.format(**dict(dict(vl_pid=12, vl_active="active", vl_file="enabled", lv_pid=11,
+                                            lv_active="active"), **show_kw))
+    return Runner(show=show)
+
+
+def test_systemd_converged_units_cost_one_systemctl_show(tmp_path, monkeypatch):
+    runner = _systemd({}, tmp_path, monkeypatch)
+    conf.run(_params(tmp_path, service_mgr="systemd"), runner, False)   # writes listen_* once
+    runner = Runner(show=runner.show)
+    _start_times(monkeypatch, when=time.time() + 10)
+    result = conf.run(_params(tmp_path, service_mgr="systemd"), runner, False)
+    assert not result["changed"] and result["units"] == [] and result["restart_required"] == []
+    assert [c[1] for c in runner.calls] == ["show"]
+
+
+def test_systemd_enables_and_starts_what_is_off_and_restarts_the_daemon_whose_file_changed(tmp_path, monkeypatch):
+    runner = _systemd(dict(vl_pid=0, vl_active="inactive", vl_file="disabled"), tmp_path, monkeypatch)
+    params = _params(tmp_path, service_mgr="systemd", settings={"qemu.conf": {"user": "libvirt-qemu"}})
+    result = conf.run(params, runner, False)
+    assert result["units"] == ["enable virtlogd.service", "start virtlogd.service"]
+    assert result["started"] == ["virtlogd"]
+    assert result["restarted"] == ["libvirtd"] and result["restart_required"] == []
+    assert runner.commands("systemctl") == [["enable", "virtlogd.service"], ["start", "virtlogd.service"],
+                                            ["restart", "libvirtd.service"]]
+
+
+def test_systemd_check_mode_runs_only_show(tmp_path, monkeypatch):
+    runner = _systemd(dict(vl_pid=0, vl_active="inactive"), tmp_path, monkeypatch)
+    result = conf.run(_params(tmp_path, service_mgr="systemd", listen_tls=True), runner, True)
+    assert result["changed"] and "start libvirtd-tls.socket" in result["units"]
+    assert result["restarted"] == ["libvirtd"]
+    assert runner.commands("systemctl") == []
+
+
+def test_systemd_a_socket_that_does_not_exist_cannot_be_turned_on(tmp_path, monkeypatch):
+    runner = _systemd({}, tmp_path, monkeypatch)
+    with pytest.raises(VirtforgeError) as err:
+        conf.run(_params(tmp_path, service_mgr="systemd", listen_tcp=True), runner, False)
+    assert "libvirtd-tcp.socket does not exist" in err.value.message
+
+
+def test_a_socket_libvirtd_is_not_restarted_when_it_does_not_run(tmp_path, monkeypatch):
+    runner = _systemd(dict(lv_pid=0, lv_active="inactive"), tmp_path, monkeypatch)
+    result = conf.run(_params(tmp_path, service_mgr="systemd", settings={"qemu.conf": {"user": "x"}}), runner, False)
+    assert result["restarted"] == [] and result["restart_required"] == []
+    assert ["restart", "libvirtd.service"] not in runner.commands("systemctl")
+
+
+def test_restart_false_reports_instead(tmp_path, monkeypatch):
+    runner = _systemd({}, tmp_path, monkeypatch)
+    result = conf.run(_params(tmp_path, service_mgr="systemd", restart=False,
+                              settings={"virtlogd.conf": {"max_size": 1}}), runner, False)
+    assert result["restarted"] == [] and result["restart_required"] == ["libvirtd", "virtlogd"]
+
+
+def test_cleartext_tcp_is_refused_before_anything_is_written(tmp_path):
+    _files(tmp_path)
+    with pytest.raises(VirtforgeError) as err:
+        conf.run(_params(tmp_path, listen_tcp=True, settings={"libvirtd.conf": {"auth_tcp": "none"}}), Runner(), False)
+    assert err.value.option == "listen_tcp"
+    assert (tmp_path / "libvirtd.conf").read_text() == LIBVIRTD_CONF
+
+
+def test_listen_set_twice_differently_is_refused(tmp_path):
+    _files(tmp_path)
+    with pytest.raises(VirtforgeError) as err:
+        conf.run(_params(tmp_path, settings={"libvirtd.conf": {"listen_tls": 1}}), Runner(), False)
+    assert err.value.option == "listen_tls"
+
+
+def test_a_missing_config_dir_names_the_option(tmp_path):
+    with pytest.raises(VirtforgeError) as err:
+        conf.run(_params(tmp_path / "nope", service_mgr="none"), Runner(), False)
+    assert err.value.option == "config_dir"
+
+
+def test_service_mgr_none_looks_at_no_daemon(tmp_path):
+    _files(tmp_path)
+    runner = Runner()
+    result = conf.run(_params(tmp_path, service_mgr="none"), runner, False)
+    assert result["service_mgr"] is None and runner.calls == []
+
+
+def test_systemctl_show_blocks_are_matched_by_id():
+    text = "Id=b.service\nActiveState=active\n\nId=a.service\nActiveState=inactive\n"
+    out = _service.parse_systemctl_show(text, ["a.service", "b.service"])
+    assert out["a.service"]["ActiveState"] == "inactive" and out["b.service"]["ActiveState"] == "active"
+
+
+def test_process_start_time_from_proc(tmp_path):
+    (tmp_path / "42").mkdir()
+    fields = ["S"] + ["0"] * 18 + ["500"] + ["0"] * 10   # field 22 (starttime) is the 20th after ')'
+    (tmp_path / "42" / "stat").write_text("42 (lib virt) d) " + " ".join(fields) + "\n")
+    (tmp_path / "stat").write_text("cpu 1 2 3\nbtime 1000\n")
+    assert _service.process_start_time(42, str(tmp_path)) == 1000 + 500 / float(os.sysconf("SC_CLK_TCK"))
+    assert _service.process_start_time(43, str(tmp_path)) is None
