@@ -5,7 +5,8 @@
 # (docs/testing.md has the timings). The molecule lane is the longest, so it starts first:
 #   molecule-<provider>    the KVM-host guest image, then the kvm_host scenario per network provider in
 #                          VF_TEST_MOLECULE_PROVIDERS (default ifupdown; `ifupdown,networkmanager` runs both,
-#                          each in a lane of its own); it starts as soon as the lab is up. Here the scenario
+#                          each in a lane of its own; `ifupdown+networkmanager` runs them one after the
+#                          other in one lane); it starts as soon as the lab is up. Here the scenario
 #                          skips the role's check-mode run on the fresh guest and side_effect's second reboot
 #                          (VF_MOLECULE_CHECK_MODE=1 / VF_MOLECULE_REBOOT=1 bring them back)
 #   checks, image          lint and unit tests; beside them the golden image (its own lane)
@@ -35,14 +36,22 @@ lane() {  # lane NAME TARGET... (environment passed through)
     return "$rc"
 }
 
+molecule_chain() {  # providers joined by '+' run one after the other in one lane; each one's run is a lane line
+    local p rc=0
+    for p in ${1//+/ }; do
+        # CI time: without the check-mode run on the fresh guest and side_effect's reboot unless asked
+        # (make test-molecule runs the whole scenario; docs/testing.md has the measurements)
+        VF_MOLECULE_PROVIDERS=$p VF_MOLECULE_CHECK_MODE=${VF_MOLECULE_CHECK_MODE:-0} \
+            VF_MOLECULE_REBOOT=${VF_MOLECULE_REBOOT:-0} lane "molecule-$p" run-molecule || rc=1
+    done
+    return "$rc"
+}
+
 molecule_lanes() {
     lane host-image host-image || return 1
     local pids=() p rc=0
     for p in ${PROVIDERS//,/ }; do
-        # CI time: without the check-mode run on the fresh guest and side_effect's reboot unless asked
-        # (make test-molecule runs the whole scenario; docs/testing.md has the measurements)
-        VF_MOLECULE_PROVIDERS=$p VF_MOLECULE_CHECK_MODE=${VF_MOLECULE_CHECK_MODE:-0} \
-            VF_MOLECULE_REBOOT=${VF_MOLECULE_REBOOT:-0} lane "molecule-$p" run-molecule & pids+=($!)
+        molecule_chain "$p" & pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || rc=1; done
     return "$rc"

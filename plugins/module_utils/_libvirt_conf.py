@@ -167,7 +167,7 @@ def stale_daemons(pids, plan, changed_daemons):
         for item in plan:
             if FILE_DAEMON.get(item["file"]) != daemon:
                 continue
-            newer = item["exists"] and os.path.getmtime(item["path"]) > started
+            newer = item["exists"] and _service.older_than(started, os.path.getmtime(item["path"]))
             if newer or daemon in changed_daemons:
                 out.append(daemon)
                 break

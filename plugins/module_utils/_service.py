@@ -11,6 +11,7 @@ its own command. When a process started is read from /proc, to tell whether it p
 from __future__ import annotations
 
 import os
+import time
 
 from ._errors import VirtforgeError
 
@@ -107,14 +108,24 @@ def pgrep(runner, name):
 
 
 def process_start_time(pid, proc="/proc"):
-    """Seconds since the epoch when process ``pid`` started, or None when it is gone."""
+    """Seconds since the epoch when process ``pid`` started (to one clock tick), or None when it is gone.
+
+    The start is counted in clock ticks since boot (/proc/PID/stat field 22). The boot time is taken as now
+    minus /proc/uptime (1/100 s), not /proc/stat's btime, which is cut to whole seconds: a daemon restarted
+    half a second after its file was written would otherwise look older than the file.
+    """
     try:
         with open(os.path.join(proc, str(pid), "stat")) as handle:
             stat = handle.read()
-        with open(os.path.join(proc, "stat")) as handle:
-            boot = next(int(line.split()[1]) for line in handle if line.startswith("btime "))
-    except (OSError, StopIteration, ValueError):
+        with open(os.path.join(proc, "uptime")) as handle:
+            boot = time.time() - float(handle.read().split()[0])
+    except (OSError, IndexError, ValueError):
         return None
     # the command name (field 2) may hold spaces and parentheses: count fields after the last ')'
     fields = stat.rsplit(")", 1)[1].split()
     return boot + int(fields[19]) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def older_than(started, mtime):
+    """Whether a process that started at ``started`` predates a file changed at ``mtime`` (one tick's slack)."""
+    return mtime > started + 1.0 / os.sysconf("SC_CLK_TCK")

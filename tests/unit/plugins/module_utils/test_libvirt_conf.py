@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -280,10 +281,31 @@ def test_systemctl_show_blocks_are_matched_by_id():
     assert out["a.service"]["ActiveState"] == "inactive" and out["b.service"]["ActiveState"] == "active"
 
 
-def test_process_start_time_from_proc(tmp_path):
+def test_process_start_time_from_proc(tmp_path, monkeypatch):
     (tmp_path / "42").mkdir()
     fields = ["S"] + ["0"] * 18 + ["500"] + ["0"] * 10   # field 22 (starttime) is the 20th after ')'
     (tmp_path / "42" / "stat").write_text("42 (lib virt) d) " + " ".join(fields) + "\n")
-    (tmp_path / "stat").write_text("cpu 1 2 3\nbtime 1000\n")
-    assert _service.process_start_time(42, str(tmp_path)) == 1000 + 500 / float(os.sysconf("SC_CLK_TCK"))
+    # boot = now - uptime, to 1/100 s (btime in /proc/stat is whole seconds: not used)
+    (tmp_path / "uptime").write_text("1000.25 1900.00\n")
+    monkeypatch.setattr(_service.time, "time", lambda: 5000.5)
+    assert _service.process_start_time(42, str(tmp_path)) == 4000.25 + 500 / float(os.sysconf("SC_CLK_TCK"))
     assert _service.process_start_time(43, str(tmp_path)) is None
+
+
+def test_a_daemon_restarted_right_after_the_write_is_not_older_than_its_file():
+    assert not _service.older_than(100.30, 100.30)
+    assert _service.older_than(100.30, 100.50)
+
+
+def test_process_start_time_on_this_kernel_is_within_a_tick_of_the_real_start():
+    tick = 1.0 / os.sysconf("SC_CLK_TCK")
+    before = time.time()
+    proc = subprocess.Popen(["sleep", "5"])
+    after = time.time()
+    try:
+        started = _service.process_start_time(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    # /proc/uptime has 1/100 s; the start is counted in ticks: two ticks of slack either way
+    assert before - 2 * tick <= started <= after + 2 * tick
