@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 
 from . import _service
 from ._errors import VirtforgeError
@@ -31,6 +32,8 @@ FILE_DAEMON = {
 }
 DAEMONS = ("virtlogd", "libvirtd")
 RUNTIME_DIRS = ("/var/log/libvirt", "/run/libvirt")
+# daemons reloaded in place (same pid) and when: their start time no longer tells whether they read a file
+STATE_FILE = "/run/virtforge/libvirt_config.json"
 
 
 # ---------------------------------------------------------------------------------------------- the files
@@ -52,7 +55,8 @@ def render_value(value, option):
             if not isinstance(element, str):
                 raise VirtforgeError("a list setting holds strings only", "%s[%d]" % (option, index))
             render_value(element, "%s[%d]" % (option, index))
-        return json.dumps(list(value))
+        # libvirt reads no escapes inside strings: each element as it is, in double quotes (as above)
+        return "[%s]" % ", ".join('"%s"' % element for element in value)
     raise VirtforgeError("a setting is a number, a boolean, a string or a list of strings, not %s"
                          % type(value).__name__, option)
 
@@ -64,37 +68,40 @@ def line_for(key, value, option):
 def set_line(text, key, line):
     """``text`` with ``key`` set by ``line``.
 
-    The last active line for the key is replaced; without one, the last commented example of it (the
-    packages' files document every setting as ``#key = value``), so the file keeps its layout; without
-    either, the line is appended.
+    libvirt's parser takes the first active line of a key, so that one is replaced (a list written over
+    several lines as a whole, up to its closing bracket); later duplicates, which libvirt ignores, are left as
+    they are. Without an active line, the last commented example of the key is replaced (the packages' files
+    document every setting as ``#key = value``), so the file keeps its layout; without either, the line is
+    appended.
     """
     lines = text.splitlines()
     active = re.compile(r"^\s*%s\s*=" % re.escape(key))
     example = re.compile(r"^\s*#\s*%s\s*=" % re.escape(key))
-    target = None
-    for index, current in enumerate(lines):
-        if active.match(current):
-            target = index
-    if target is None:
+    target = next((index for index, current in enumerate(lines) if active.match(current)), None)
+    end = target
+    if target is not None:
+        value = lines[target].split("=", 1)[1]
+        if value.strip().startswith("[") and "]" not in value:
+            end = next((index for index in range(target + 1, len(lines)) if "]" in lines[index]), len(lines) - 1)
+    else:
         for index, current in enumerate(lines):
             if example.match(current):
-                target = index
+                target = end = index
     if target is None:
         lines.append(line)
     else:
-        lines[target] = line
+        lines[target:end + 1] = [line]
     return "\n".join(lines) + "\n"
 
 
 def effective(text, key):
-    """The raw value text of the last active line for ``key``, or None."""
-    value = None
+    """The raw value text of the first active line for ``key`` (the one libvirt reads), or None."""
     pattern = re.compile(r"^\s*%s\s*=\s*(.*?)\s*$" % re.escape(key))
     for current in text.splitlines():
         match = pattern.match(current)
         if match:
-            value = match.group(1)
-    return value
+            return match.group(1)
+    return None
 
 
 def validate_settings(settings):
@@ -138,8 +145,8 @@ def plan_files(config_dir, lines):
         after = before
         for key, line in lines[name].items():
             after = set_line(after, key, line)
-        if not lines[name] and exists:
-            after = before
+        if after.splitlines() == before.splitlines():
+            after = before   # no setting changed: a missing final newline or CRLF endings are not a change
         plan.append(dict(file=name, path=path, before=before, after=after, exists=exists))
     return plan
 
@@ -155,8 +162,30 @@ def write_file(path, text):
 
 # ---------------------------------------------------------------------------------------------- the daemons
 
+def read_reloads(path=None):
+    """{daemon: {pid, at}}: daemons this module reloaded in place (virtlogd re-executes itself, same pid)."""
+    try:
+        with open(path or STATE_FILE) as handle:
+            data = json.load(handle)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def record_reload(daemon, pid, path=None):
+    path = path or STATE_FILE
+    data = read_reloads(path)
+    data[daemon] = dict(pid=pid, at=time.time())
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    atomic_write_text(path, json.dumps(data), 0o644)
+
+
 def stale_daemons(pids, plan, changed_daemons):
-    """Running daemons started before their configuration last changed (or that changed now)."""
+    """Running daemons that started (or were reloaded) before their configuration last changed, or whose
+    configuration changes now."""
+    reloads = read_reloads()
     out = []
     for daemon, pid in sorted(pids.items()):
         if not pid:
@@ -164,6 +193,9 @@ def stale_daemons(pids, plan, changed_daemons):
         started = _service.process_start_time(pid)
         if started is None:
             continue
+        reload = reloads.get(daemon) or {}
+        if reload.get("pid") == pid:
+            started = max(started, float(reload.get("at", 0)))
         for item in plan:
             if FILE_DAEMON.get(item["file"]) != daemon:
                 continue
@@ -179,10 +211,13 @@ def converge_systemd(params, runner, changed_daemons, plan, check_mode):
     wanted = []
     if params["start"]:
         wanted = [
-            ("virtlogd.service", True, True),
+            # both daemons are socket-activated: their sockets listen and are enabled; whether a daemon runs at
+            # this moment is not configuration (virtlogd starts with the first guest after a boot, libvirtd exits
+            # after two idle minutes), so the services are only enabled (libvirtd's starts at boot to
+            # autostart guests)
+            ("virtlogd.socket", True, True),
+            ("virtlogd.service", True, None),
             ("libvirtd.socket", True, True),
-            # socket-activated, and it exits after two idle minutes: whether it runs at this moment is not
-            # configuration, so it is only enabled (it starts at boot to autostart guests)
             ("libvirtd.service", True, None),
             ("libvirtd-tls.socket", params["listen_tls"], params["listen_tls"]),
             ("libvirtd-tcp.socket", params["listen_tcp"], params["listen_tcp"]),
@@ -190,17 +225,36 @@ def converge_systemd(params, runner, changed_daemons, plan, check_mode):
     units = list(dict.fromkeys([u for u, _e, _a in wanted] + ["%s.service" % d for d in DAEMONS]))
     systemctl = _service.Systemctl(runner)
     states = systemctl.show(units)
-    actions = _service.unit_actions(states, wanted)
-    started = [unit[:-len(".service")] for verb, unit in actions
-               if verb == "start" and unit[:-len(".service")] in DAEMONS]
+    actions, warnings = _service.unit_actions(states, wanted, check_mode)
+    # systemd refuses to start a socket whose service runs ("already active, refusing"): libvirtd stops for
+    # the sockets to start, then starts again (libvirt's documented order), which is its restart
+    sockets = [unit for verb, unit in actions if verb == "start" and unit.startswith("libvirtd")
+               and unit.endswith(".socket")]
+    cycled = bool(sockets) and _service.is_active(states["libvirtd.service"])
+    if cycled:
+        if not params["restart"]:
+            raise VirtforgeError("%s cannot start while libvirtd runs, and restart is false" % ", ".join(sockets),
+                                 "restart", fix="Allow the restart (libvirtd stops, its sockets start, it starts "
+                                 "again; running guests keep running), or stop libvirtd.service first")
+        actions = [("stop", "libvirtd.service")] + actions + [("start", "libvirtd.service")]
+    started = [d for d in DAEMONS if ("start", "%s.service" % d) in actions and not (cycled and d == "libvirtd")]
     done = systemctl.apply(actions, check_mode)
     pids = dict((d, _service.main_pid(states["%s.service" % d])) for d in DAEMONS)
-    stale = [d for d in stale_daemons(pids, plan, changed_daemons) if d not in started]
-    restarted = []
+    stale = [d for d in stale_daemons(pids, plan, changed_daemons)
+             if d not in started and not (cycled and d == "libvirtd")]
+    restarted = ["libvirtd"] if cycled else []
     if params["restart"]:
-        systemctl.apply([("restart", "%s.service" % d) for d in stale], check_mode)
-        restarted, stale = stale, []
-    return dict(units=done, started=started, restarted=restarted, restart_required=stale)
+        for daemon in stale:
+            if daemon == "virtlogd":
+                # a restart would cut the log streams of running guests: virtlogd re-executes itself in place
+                # on reload (SIGUSR1), keeping them, and reads its configuration again
+                done += systemctl.apply([("reload", "virtlogd.service")], check_mode)
+                if not check_mode:
+                    record_reload("virtlogd", pids["virtlogd"])
+            else:
+                done += systemctl.apply([("restart", "%s.service" % daemon)], check_mode)
+        restarted, stale = sorted(set(restarted + stale)), []
+    return dict(units=done, started=started, restarted=restarted, restart_required=stale, warnings=warnings)
 
 
 def converge_direct(params, runner, changed_daemons, plan, check_mode):
@@ -224,7 +278,7 @@ def converge_direct(params, runner, changed_daemons, plan, check_mode):
     # killing a daemon something else started (a container's entry point) is not this module's call: a running
     # daemon with a newer configuration is reported
     return dict(units=[], started=started, restarted=[],
-                restart_required=stale_daemons(pids, plan, changed_daemons))
+                restart_required=stale_daemons(pids, plan, changed_daemons), warnings=[])
 
 
 # ---------------------------------------------------------------------------------------------- the run

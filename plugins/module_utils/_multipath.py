@@ -22,17 +22,24 @@ CONF_D = "/etc/multipath/conf.d"
 MAIN_CONF = "/etc/multipath.conf"
 DEFAULT_FILE = CONF_D + "/virtforge.conf"
 KEY_RE = re.compile(r"^[a-z][a-z_]*$")
-BAD_VALUE = re.compile(r'["{}#\n]')
+BAD_VALUE = re.compile(r'["{}#!\n]')   # ! and # start comments
 HEADER = "# Managed by virtforge.libvirt (multipath): changes here are overwritten.\n"
 MAIN_TEXT = ("# Created by virtforge.libvirt (multipath); its settings are in %s.\n"
              "defaults {\n}\n")
 MAPS_FORMAT = "%n %w %N"
 
 
-def render_value(value):
+def plain_value(value):
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
+
+
+def render_value(value):
+    """A value as multipath.conf reads it: booleans as yes/no, a value with spaces in double quotes
+    (``features "1 queue_if_no_path"``)."""
+    text = plain_value(value)
+    return '"%s"' % text if re.search(r"\s", text) else text
 
 
 def validate(defaults, blacklist):
@@ -41,9 +48,9 @@ def validate(defaults, blacklist):
     for key, value in (defaults or {}).items():
         if not KEY_RE.match(str(key)):
             errors.append("defaults.%s: not a multipath.conf setting name (lower case letters and _)" % key)
-        elif (isinstance(value, (dict, list, tuple)) or value is None or BAD_VALUE.search(render_value(value))
-              or not render_value(value)):
-            errors.append("defaults.%s: one value without quotes, braces or # (e.g. \"yes\" or 5)" % key)
+        elif (isinstance(value, (dict, list, tuple)) or value is None or BAD_VALUE.search(plain_value(value))
+              or not plain_value(value).strip()):
+            errors.append("defaults.%s: one value without quotes, braces, # or ! (e.g. \"yes\" or 5)" % key)
     for index, pattern in enumerate(blacklist or []):
         if not isinstance(pattern, str) or not pattern or '"' in pattern or "\n" in pattern:
             errors.append("blacklist[%d]: a devnode regular expression without double quotes" % index)
@@ -103,11 +110,12 @@ def run(params, runner, check_mode, main_conf=None):
     config_changed = bool(files)
 
     systemd = _service.uses_systemd(params["service_mgr"])
-    units, started, reconfigured = [], False, False
+    units, started, reconfigured, warnings = [], False, False, []
     if systemd:
         systemctl = _service.Systemctl(runner)
         states = systemctl.show(["multipathd.service"])
-        actions = _service.unit_actions(states, [("multipathd.service", True, True)] if params["start"] else [])
+        actions, warnings = _service.unit_actions(
+            states, [("multipathd.service", True, True)] if params["start"] else [], check_mode)
         units = systemctl.apply(actions, check_mode)
         started = ("start", "multipathd.service") in actions
         running = _service.is_active(states["multipathd.service"]) or started
@@ -130,6 +138,6 @@ def run(params, runner, check_mode, main_conf=None):
     return dict(
         changed=bool(config_changed or units or started or reconfigured),
         config_changed=config_changed, conf_file=path, units=units, started=started, reconfigured=reconfigured,
-        service_mgr="systemd" if systemd else "direct", maps=maps,
+        service_mgr="systemd" if systemd else "direct", maps=maps, warnings=warnings,
         diff=[dict(before_header=target, after_header=target, before=before or "", after=text)
               for target, before, text in files])

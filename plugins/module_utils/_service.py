@@ -49,16 +49,24 @@ def parse_systemctl_show(text, units):
     return out
 
 
-def unit_actions(states, wanted):
-    """systemctl verbs, in order, that bring each unit to ``wanted`` = [(unit, enabled, active)] (None: leave)."""
-    actions = []
+def unit_actions(states, wanted, check_mode=False):
+    """systemctl verbs, in order, that bring each unit to ``wanted`` = [(unit, enabled, active)] (None: leave).
+
+    Returns (actions, warnings). A unit that is not installed is an error, except in check mode, where the
+    package that ships it may be installed by an earlier task of the same run (not run in check mode either):
+    then the verbs it would need are planned, with a warning.
+    """
+    actions, warnings = [], []
     for unit, enabled, active in wanted:
         state = states.get(unit, {})
         if state.get("LoadState") == "not-found":
-            if enabled or active:
+            if not (enabled or active):
+                continue
+            if not check_mode:
                 raise VirtforgeError("the systemd unit %s does not exist on this host" % unit,
                                      fix="Install the package that ships it")
-            continue
+            warnings.append("%s is not installed yet: it would be enabled and started once it is" % unit)
+            state = {}
         file_state = state.get("UnitFileState", "")
         if enabled is True and file_state not in ("enabled", "enabled-runtime", "static", "indirect", "alias"):
             actions.append(("enable", unit))
@@ -68,7 +76,7 @@ def unit_actions(states, wanted):
             actions.append(("start", unit))
         elif active is False and is_active(state):
             actions.append(("stop", unit))
-    return actions
+    return actions, warnings
 
 
 def is_active(state):

@@ -14,16 +14,23 @@ description:
     so each file keeps its layout and documentation; without either, it is appended. Lines the module is not
     asked about are never touched. A file is written under a temporary name and renamed, and keeps its mode
     and owner.
-  - Brings the daemons to their state. Under B(systemd) - C(virtlogd) enabled and running, C(libvirtd.socket)
-    enabled and listening, C(libvirtd) enabled (it is socket-activated and exits when idle, so whether it runs
-    at this moment is not configuration), C(libvirtd-tls.socket) and C(libvirtd-tcp.socket) on or off as
+  - Brings the daemons to their state. Under B(systemd) - C(virtlogd.socket) and C(libvirtd.socket) enabled and
+    listening, C(virtlogd) and C(libvirtd) enabled (both are socket-activated - virtlogd starts with the first
+    guest after a boot and libvirtd exits when idle, so whether they run at this moment is not configuration),
+    C(libvirtd-tls.socket) and C(libvirtd-tcp.socket) on or off as
     O(listen_tls) and O(listen_tcp) say (socket activation ignores C(listen_tls) and C(listen_tcp) in
     libvirtd.conf). One C(systemctl show) reads every unit, and only a change runs C(systemctl).
   - B(Without systemd) (containers, hosts run by another init) - a daemon that does not run is started with
     its own C(-d) (libvirtd with C(--listen) when it should listen on the network).
   - A running daemon started before its configuration file last changed still runs with the old settings.
-    With O(restart) it is restarted (systemd only); otherwise it is listed in RV(restart_required). A daemon
-    that is not running reads the new file when it starts, so it is not restarted.
+    With O(restart) (systemd only) libvirtd is restarted (running guests keep running) and virtlogd is
+    reloaded - it re-executes itself in place and keeps the log streams of running guests, which a restart
+    would cut; the reload is recorded in C(/run/virtforge/libvirt_config.json) so the next run knows the
+    daemon has read the file. Otherwise the daemon is listed in RV(restart_required). A daemon that is not
+    running reads the new file when it starts, so it is not restarted.
+  - systemd refuses to start a socket of a service that runs. When a libvirtd socket must start (O(listen_tls),
+    O(listen_tcp)) while libvirtd runs, libvirtd is stopped, the sockets started and libvirtd started again
+    (reported in RV(restarted)); with O(restart=false) that is refused before anything changes on the units.
 version_added: 0.1.0
 author:
   - virtforge.libvirt contributors (@virtforge)
@@ -33,7 +40,10 @@ options:
       - Settings per file name in O(config_dir) (V(libvirtd.conf), V(qemu.conf), V(virtlogd.conf), or another
         C(*.conf) there), each a dict of C(key - value).
       - A boolean is written as V(1) or V(0), a number as it is, a string in double quotes, a list of strings as
-        C(["a", "b"]). Keys are lower case letters, digits and C(_).
+        C(["a", "b"]). libvirt reads no escapes, so a string may not hold a double quote, a backslash or a
+        newline. Keys are lower case letters, digits and C(_).
+      - The first active line of a key is the one libvirt reads, and the one replaced (a list over several
+        lines, whole); later duplicates are left as they are.
       - Changes to libvirtd.conf, qemu.conf, lxc.conf and libxl.conf concern C(libvirtd); to virtlogd.conf,
         C(virtlogd).
     type: dict
@@ -75,7 +85,10 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports the files, units and daemons that would change; writes and runs nothing.
+    description:
+      - Reports the files, units and daemons that would change; writes and runs nothing.
+      - On a host where the daemons' units are not installed yet (the packages come from an earlier task that
+        check mode did not run either), the units they would need are planned, with a warning.
   diff_mode:
     support: full
     description: Every changed file, before and after.
@@ -143,14 +156,15 @@ units:
   returned: always
   type: list
   elements: str
-  sample: [enable virtlogd.service, start virtlogd.service]
+  sample: [enable virtlogd.socket, start virtlogd.socket]
 started:
   description: Daemons that did not run and were started.
   returned: always
   type: list
   elements: str
 restarted:
-  description: Daemons restarted because their configuration is newer than them.
+  description: Daemons restarted (virtlogd - reloaded in place) because their configuration is newer than them,
+    or libvirtd stopped and started again around its sockets.
   returned: always
   type: list
   elements: str

@@ -28,7 +28,8 @@ options:
   defaults:
     description:
       - Settings of the C(defaults) section, C(key - value) (V(find_multipaths), V(user_friendly_names),
-        V(polling_interval)...). A boolean is written V(yes)/V(no). One value each, without quotes, braces or C(#).
+        V(polling_interval)...). A boolean is written V(yes)/V(no), a value with spaces in double quotes
+        (C(features "1 queue_if_no_path")). One value each, without quotes, braces, C(#) or C(!).
     type: dict
     default: {user_friendly_names: "yes", find_multipaths: "yes"}
   blacklist:
@@ -55,7 +56,10 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports the files and unit changes it would make, and whether multipathd would re-read them.
+    description:
+      - Reports the files and unit changes it would make, and whether multipathd would re-read them.
+      - Where multipathd is not installed yet (its package comes from an earlier task), its unit is planned,
+        with a warning.
   diff_mode:
     support: full
     description: The files written, before and after.

@@ -25,7 +25,12 @@ LIBVIRTD_CONF = """# Master libvirt daemon configuration file
 #max_clients = 5000
 """
 
-SHOW_TEMPLATE = """MainPID={vl_pid}
+SHOW_TEMPLATE = """Id=virtlogd.socket
+LoadState=loaded
+ActiveState={vl_sock_active}
+UnitFileState={vl_file}
+
+MainPID={vl_pid}
 Id=virtlogd.service
 LoadState=loaded
 ActiveState={vl_active}
@@ -79,6 +84,13 @@ class Runner(object):
         return [c[1:] for c in self.calls if os.path.basename(c[0]) == tool and c[1] != "show"]
 
 
+@pytest.fixture(autouse=True)
+def state_file(tmp_path, monkeypatch):
+    path = tmp_path / "run" / "libvirt_config.json"
+    monkeypatch.setattr(conf, "STATE_FILE", str(path))
+    return path
+
+
 def _params(config_dir, **kw):
     params = dict(settings={}, listen_tls=False, listen_tcp=False, config_dir=str(config_dir), start=True,
                   restart=True, service_mgr="direct")
@@ -102,6 +114,8 @@ def test_values_as_libvirt_reads_them():
     assert conf.line_for("max_clients", 64, "o") == "max_clients = 64"
     assert conf.line_for("user", "libvirt-qemu", "o") == 'user = "libvirt-qemu"'
     assert conf.line_for("cgroup_controllers", ["cpu", "memory"], "o") == 'cgroup_controllers = ["cpu", "memory"]'
+    # libvirt reads no escapes: no JSON \\u or \\t in a list either
+    assert conf.line_for("user_list", ["café", "a\tb"], "o") == 'user_list = ["café", "a\tb"]'
 
 
 @pytest.mark.parametrize("value, words", [
@@ -192,8 +206,8 @@ def test_without_systemd_a_daemon_that_does_not_run_is_started(tmp_path, monkeyp
 def _systemd(show_kw, tmp_path, monkeypatch):
     _files(tmp_path)
     _start_times(monkeypatch, when=2000)
-    show = SHOW_TEMPLATE.format(**dict(dict(vl_pid=12, vl_active="active", vl_file="enabled", lv_pid=11,
-                                            lv_active="active"), **show_kw))
+    show = SHOW_TEMPLATE.format(**dict(dict(vl_pid=12, vl_active="active", vl_sock_active="active", vl_file="enabled",
+                                            lv_pid=11, lv_active="active"), **show_kw))
     return Runner(show=show)
 
 
@@ -208,18 +222,21 @@ def test_systemd_converged_units_cost_one_systemctl_show(tmp_path, monkeypatch):
 
 
 def test_systemd_enables_and_starts_what_is_off_and_restarts_the_daemon_whose_file_changed(tmp_path, monkeypatch):
-    runner = _systemd(dict(vl_pid=0, vl_active="inactive", vl_file="disabled"), tmp_path, monkeypatch)
+    runner = _systemd(dict(vl_pid=0, vl_active="inactive", vl_sock_active="inactive", vl_file="disabled"),
+                      tmp_path, monkeypatch)
     params = _params(tmp_path, service_mgr="systemd", settings={"qemu.conf": {"user": "libvirt-qemu"}})
     result = conf.run(params, runner, False)
-    assert result["units"] == ["enable virtlogd.service", "start virtlogd.service"]
-    assert result["started"] == ["virtlogd"]
+    assert result["units"] == ["enable virtlogd.socket", "start virtlogd.socket", "enable virtlogd.service",
+                               "restart libvirtd.service"]
+    # virtlogd's service starts with the first guest (socket activation): not started here
+    assert result["started"] == []
     assert result["restarted"] == ["libvirtd"] and result["restart_required"] == []
-    assert runner.commands("systemctl") == [["enable", "virtlogd.service"], ["start", "virtlogd.service"],
-                                            ["restart", "libvirtd.service"]]
+    assert runner.commands("systemctl") == [["enable", "virtlogd.socket"], ["start", "virtlogd.socket"],
+                                            ["enable", "virtlogd.service"], ["restart", "libvirtd.service"]]
 
 
 def test_systemd_check_mode_runs_only_show(tmp_path, monkeypatch):
-    runner = _systemd(dict(vl_pid=0, vl_active="inactive"), tmp_path, monkeypatch)
+    runner = _systemd(dict(vl_pid=0, vl_active="inactive", vl_sock_active="inactive"), tmp_path, monkeypatch)
     result = conf.run(_params(tmp_path, service_mgr="systemd", listen_tls=True), runner, True)
     assert result["changed"] and "start libvirtd-tls.socket" in result["units"]
     assert result["restarted"] == ["libvirtd"]
@@ -309,3 +326,73 @@ def test_process_start_time_on_this_kernel_is_within_a_tick_of_the_real_start():
         proc.wait()
     # /proc/uptime has 1/100 s; the start is counted in ticks: two ticks of slack either way
     assert before - 2 * tick <= started <= after + 2 * tick
+
+
+def test_the_first_active_line_is_the_one_libvirt_reads_and_the_one_replaced():
+    text = 'auth_tcp = "none"\nauth_tcp = "sasl"\n'
+    assert conf.effective(text, "auth_tcp") == '"none"'
+    assert conf.set_line(text, "auth_tcp", 'auth_tcp = "sasl"') == 'auth_tcp = "sasl"\nauth_tcp = "sasl"\n'
+
+
+def test_a_list_over_several_lines_is_replaced_whole():
+    text = 'a = 1\ncgroup_device_acl = [\n    "/dev/null",\n    "/dev/full"\n]\nb = 2\n'
+    assert conf.set_line(text, "cgroup_device_acl", 'cgroup_device_acl = ["/dev/null"]') == (
+        'a = 1\ncgroup_device_acl = ["/dev/null"]\nb = 2\n')
+    # a commented example over several lines stays a comment
+    text = '#cgroup_device_acl = [\n#    "/dev/null"\n#]\n'
+    assert conf.set_line(text, "cgroup_device_acl", 'cgroup_device_acl = []') == (
+        'cgroup_device_acl = []\n#    "/dev/null"\n#]\n')
+
+
+def test_cleartext_tcp_guard_reads_the_first_line(tmp_path):
+    _files(tmp_path, libvirtd='auth_tcp = "none"\n#auth_tcp = "sasl"\n')
+    with pytest.raises(VirtforgeError):
+        conf.run(_params(tmp_path, listen_tcp=True, service_mgr="none"), Runner(), False)
+
+
+def test_a_file_without_a_final_newline_or_with_crlf_is_not_a_change(tmp_path):
+    _files(tmp_path, libvirtd="listen_tls = 0\r\nlisten_tcp = 0")
+    result = conf.run(_params(tmp_path, service_mgr="none"), Runner(), False)
+    assert result["config_changed"] == [] and not result["changed"]
+
+
+def test_a_socket_starts_while_libvirtd_runs_by_stopping_it_first(tmp_path, monkeypatch):
+    runner = _systemd({}, tmp_path, monkeypatch)
+    result = conf.run(_params(tmp_path, service_mgr="systemd", listen_tls=True), runner, False)
+    assert runner.commands("systemctl") == [
+        ["stop", "libvirtd.service"], ["enable", "libvirtd-tls.socket"], ["start", "libvirtd-tls.socket"],
+        ["start", "libvirtd.service"]]
+    assert result["restarted"] == ["libvirtd"] and result["restart_required"] == [] and result["started"] == []
+
+
+def test_a_socket_that_needs_libvirtd_stopped_is_refused_without_restart(tmp_path, monkeypatch):
+    runner = _systemd({}, tmp_path, monkeypatch)
+    with pytest.raises(VirtforgeError) as err:
+        conf.run(_params(tmp_path, service_mgr="systemd", listen_tls=True, restart=False), runner, False)
+    assert err.value.option == "restart" and runner.commands("systemctl") == []
+
+
+def test_virtlogd_is_reloaded_in_place_and_not_again_on_the_next_run(tmp_path, monkeypatch, state_file):
+    runner = _systemd({}, tmp_path, monkeypatch)
+    params = _params(tmp_path, service_mgr="systemd", settings={"virtlogd.conf": {"max_size": 4096}})
+    first = conf.run(params, runner, False)
+    assert ["reload", "virtlogd.service"] in runner.commands("systemctl")
+    assert ["restart", "virtlogd.service"] not in runner.commands("systemctl")
+    assert "virtlogd" in first["restarted"] and state_file.exists()
+    # same pid, same start time (2000): the recorded reload says it read the file
+    runner = Runner(show=runner.show)
+    second = conf.run(params, runner, False)
+    assert "virtlogd" not in second["restarted"] and second["restart_required"] == []
+    assert ["reload", "virtlogd.service"] not in runner.commands("systemctl")
+
+
+def test_check_mode_on_a_bare_host_plans_the_units_with_a_warning(tmp_path, monkeypatch):
+    show = "".join("Id=%s\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\n\n" % unit for unit in (
+        "virtlogd.socket", "virtlogd.service", "libvirtd.socket", "libvirtd.service", "libvirtd-tls.socket",
+        "libvirtd-tcp.socket"))
+    runner = Runner(show=show)
+    result = conf.run(_params(tmp_path / "etc-libvirt", service_mgr="systemd"), runner, True)
+    assert result["changed"] and "start virtlogd.socket" in result["units"]
+    assert any("virtlogd.socket is not installed yet" in w for w in result["warnings"])
+    with pytest.raises(VirtforgeError):
+        conf.run(_params(tmp_path / "etc-libvirt", service_mgr="systemd"), Runner(show=show), False)

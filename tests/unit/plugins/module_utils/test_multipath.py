@@ -125,3 +125,19 @@ def test_systemd_enables_and_starts_it_in_one_show(conf_d):
 def test_maps_parse_ignores_headers_and_noise():
     assert mp.parse_maps("name wwid paths\nmpatha 3600 2\nmpathb 3601 x\n") == [
         dict(name="mpatha", wwid="3600", paths=2)]
+
+
+def test_a_value_with_spaces_is_quoted_and_comment_characters_are_refused(conf_d):
+    assert mp.render({"features": "1 queue_if_no_path"}, []) == (
+        mp.HEADER + 'defaults {\n    features "1 queue_if_no_path"\n}\n')
+    with pytest.raises(VirtforgeError) as err:
+        mp.run(_params(conf_d, defaults={"path_selector": "service-time 0 ! x"}), Runner(), False)
+    assert "defaults.path_selector" in err.value.message
+
+
+def test_check_mode_on_a_host_without_multipathd_plans_it_with_a_warning(conf_d):
+    show = "Id=multipathd.service\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\n"
+    result = mp.run(_params(conf_d, service_mgr="systemd"), Runner(show=show), True,
+                    main_conf=str(conf_d / "multipath.conf"))
+    assert result["started"] and result["units"] == ["enable multipathd.service", "start multipathd.service"]
+    assert result["warnings"] and result["maps"] == []

@@ -13,6 +13,8 @@ from module_main import main_outcome  # noqa: E402
 
 
 def run(monkeypatch, module, check_mode=False, diff=False, **args):
+    monkeypatch.setattr("ansible_collections.virtforge.libvirt.plugins.module_utils._libvirt_conf.STATE_FILE",
+                        "/nonexistent/virtforge-test-state.json")
     calls = []
 
     def run_command(self, argv, **kw):
