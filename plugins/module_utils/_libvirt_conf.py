@@ -18,7 +18,7 @@ import time
 
 from . import _service
 from ._errors import VirtforgeError
-from ._image.common import atomic_write_text
+from ._image.common import atomic_write_text, read_json, read_text
 
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 FILE_RE = re.compile(r"^[a-z][a-z0-9_-]*\.conf$")
@@ -136,12 +136,8 @@ def plan_files(config_dir, lines):
     plan = []
     for name in sorted(lines):
         path = os.path.join(config_dir, name)
-        exists = os.path.exists(path)
-        if exists:
-            with open(path) as handle:
-                before = handle.read()
-        else:
-            before = ""
+        text = read_text(path)
+        exists, before = text is not None, text or ""
         after = before
         for key, line in lines[name].items():
             after = set_line(after, key, line)
@@ -164,12 +160,8 @@ def write_file(path, text):
 
 def read_reloads(path=None):
     """{daemon: {pid, at}}: daemons this module reloaded in place (virtlogd re-executes itself, same pid)."""
-    try:
-        with open(path or STATE_FILE) as handle:
-            data = json.load(handle)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    data = read_json(path or STATE_FILE)
+    return data if isinstance(data, dict) else {}
 
 
 def record_reload(daemon, pid, path=None):
@@ -237,11 +229,9 @@ def converge_systemd(params, runner, changed_daemons, plan, check_mode):
                                  "restart", fix="Allow the restart (libvirtd stops, its sockets start, it starts "
                                  "again; running guests keep running), or stop libvirtd.service first")
         actions = [("stop", "libvirtd.service")] + actions + [("start", "libvirtd.service")]
-    started = [d for d in DAEMONS if ("start", "%s.service" % d) in actions and not (cycled and d == "libvirtd")]
     done = systemctl.apply(actions, check_mode)
     pids = dict((d, _service.main_pid(states["%s.service" % d])) for d in DAEMONS)
-    stale = [d for d in stale_daemons(pids, plan, changed_daemons)
-             if d not in started and not (cycled and d == "libvirtd")]
+    stale = [d for d in stale_daemons(pids, plan, changed_daemons) if not (cycled and d == "libvirtd")]
     restarted = ["libvirtd"] if cycled else []
     if params["restart"]:
         for daemon in stale:
@@ -254,7 +244,8 @@ def converge_systemd(params, runner, changed_daemons, plan, check_mode):
             else:
                 done += systemctl.apply([("restart", "%s.service" % daemon)], check_mode)
         restarted, stale = sorted(set(restarted + stale)), []
-    return dict(units=done, started=started, restarted=restarted, restart_required=stale, warnings=warnings)
+    # the services are only enabled (socket activation starts them), so none is started here
+    return dict(units=done, started=[], restarted=restarted, restart_required=stale, warnings=warnings)
 
 
 def converge_direct(params, runner, changed_daemons, plan, check_mode):
@@ -286,10 +277,8 @@ def converge_direct(params, runner, changed_daemons, plan, check_mode):
 def run(params, runner, check_mode):
     settings = dict(params.get("settings") or {})
     libvirtd = dict(settings.get("libvirtd.conf") or {})
-    libvirtd.setdefault("listen_tls", params["listen_tls"])
-    libvirtd.setdefault("listen_tcp", params["listen_tcp"])
     for key in ("listen_tls", "listen_tcp"):
-        if libvirtd[key] != params[key] and bool(libvirtd[key]) != params[key]:
+        if key in libvirtd and bool(libvirtd[key]) != params[key]:
             raise VirtforgeError("settings.libvirtd.conf.%s differs from the option %s" % (key, key), key,
                                  fix="Set it once, with the %s option" % key)
         libvirtd[key] = params[key]

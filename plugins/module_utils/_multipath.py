@@ -16,7 +16,7 @@ import re
 
 from . import _service
 from ._errors import VirtforgeError
-from ._image.common import atomic_write_text
+from ._image.common import atomic_write_text, read_text
 
 CONF_D = "/etc/multipath/conf.d"
 MAIN_CONF = "/etc/multipath.conf"
@@ -79,13 +79,6 @@ def parse_maps(text):
     return maps
 
 
-def _read(path):
-    if not os.path.exists(path):
-        return None
-    with open(path) as handle:
-        return handle.read()
-
-
 def run(params, runner, check_mode, main_conf=None):
     main_conf = main_conf or MAIN_CONF
     defaults = dict(params.get("defaults") or {})
@@ -99,7 +92,7 @@ def run(params, runner, check_mode, main_conf=None):
     if not os.path.exists(main_conf):
         files.append((main_conf, None, MAIN_TEXT % path))
     after = render(defaults, blacklist)
-    before = _read(path)
+    before = read_text(path)
     if before != after:
         files.append((path, before, after))
     if not check_mode:

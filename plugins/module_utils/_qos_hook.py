@@ -19,6 +19,7 @@ import tempfile
 
 from . import _tc
 from ._errors import VirtforgeError
+from ._image.common import read_text
 
 HOOK_PATH = "/etc/libvirt/hooks/qemu.d/virtforge-qos"
 HEADER = ("# Installed by virtforge.libvirt.qos_hook: builds the per-application traffic classes stored in a\n"
@@ -28,14 +29,6 @@ DAEMONS = ("virtqemud", "libvirtd")
 
 def hook_text(python):
     return "#!%s\n%s%s" % (python, HEADER, inspect.getsource(_tc))
-
-
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 def _write_atomic(path, text):
@@ -81,7 +74,7 @@ def reload_daemon(run=None, pid_dir="/run"):
 
 def run(params, check_mode, run_cmd=None):
     path = params["path"]
-    have = _read(path)
+    have = read_text(path)
     if params["state"] == "absent":
         result = dict(changed=have is not None, path=path, reloaded=None,
                       diff=dict(before=have or "", after="", before_header=path, after_header=path))

@@ -35,9 +35,9 @@ except ImportError:  # pragma: no cover - ships with libvirt-python
 # Phases whose per-domain steps run in a few threads over the one connection.
 PARALLEL_PHASES = ("start", "pause")
 PARALLEL_WORKERS = 4
-# A start refused with EAGAIN is tried again (after 1, 2, 3 s). Seen with starts that overlap: libvirt's
-# "failed to load cgroup BPF prog: Resource temporarily unavailable" (the kernel's BPF verifier gives up
-# with EAGAIN when a signal is pending for the loading thread); libvirt itself does not try again.
+# A start refused with EAGAIN is tried again (after 1, 2, 3 s). Seen once in 50 overlapping starts: libvirt's
+# "failed to load cgroup BPF prog: Resource temporarily unavailable" (EAGAIN from the kernel's BPF loader for
+# the domain's device cgroup); libvirt itself does not try again.
 START_RETRIES = 3
 TRANSIENT = "Resource temporarily unavailable"
 

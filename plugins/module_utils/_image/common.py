@@ -252,6 +252,15 @@ def check_absolute_path(value, option):
     return os.path.normpath(value)
 
 
+def read_text(path):
+    """A file's text, or None when it does not exist."""
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
 def read_json(path):
     try:
         with open(path) as handle:

@@ -352,7 +352,8 @@ MIB = 2048  # sectors
 def _mbr_slots(*parts):
     head = bytearray(512)
     for number, ptype, start, sectors in parts:
-        head[446 + 16 * (number - 1): 446 + 16 * number] = blockdev.mbr_entry(ptype, start, sectors)
+        head[blockdev.mbr_entry_offset(number): blockdev.mbr_entry_offset(number + 1)] = blockdev.mbr_entry(
+            ptype, start, sectors)
     head[510:512] = b"\x55\xaa"
     return bytes(head)
 
