@@ -4,9 +4,9 @@
 # busy; on our 2-CPU machines the lanes finish far sooner than the same suites one after another
 # (docs/testing.md has the timings). The molecule lane is the longest, so it starts first:
 #   molecule-<provider>    the KVM-host guest image, then the kvm_host scenario per network provider in
-#                          VF_TEST_MOLECULE_PROVIDERS (default ifupdown; `ifupdown,networkmanager` runs both,
-#                          each in a lane of its own; `ifupdown+networkmanager` runs them one after the
-#                          other in one lane); it starts as soon as the lab is up. Here the scenario
+#                          VF_TEST_MOLECULE_PROVIDERS (default `ifupdown+networkmanager`: both, one after the
+#                          other in one lane; `ifupdown,networkmanager` runs each in a lane of its own,
+#                          `ifupdown` one alone); it starts as soon as the lab is up. Here the scenario
 #                          skips the role's check-mode run on the fresh guest and side_effect's second reboot
 #                          (VF_MOLECULE_CHECK_MODE=1 / VF_MOLECULE_REBOOT=1 bring them back)
 #   checks, image          lint and unit tests; beside them the golden image (its own lane)
@@ -18,7 +18,7 @@
 # fails; every lane that started runs to its end and prints its time. One after another: make test-full.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PROVIDERS=${VF_TEST_MOLECULE_PROVIDERS:-ifupdown}
+PROVIDERS=${VF_TEST_MOLECULE_PROVIDERS:-ifupdown+networkmanager}
 start=$(date +%s)
 summary=$(mktemp)
 trap 'rm -f "$summary"' EXIT
