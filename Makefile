@@ -47,9 +47,11 @@ lab-down:
 image: lab
 	@bash tests/lab/golden-image.sh
 
-# the golden recipe with Debian's generic kernel (SATA, e1000): the V2P target's source and result (needs no lab)
+# the golden recipe with Debian's generic kernel (SATA, e1000): the V2P target's source and result, and the
+# same for UEFI (GPT, EFI system partition): its UEFI source (needs no lab)
 generic-image: deps
 	@bash tests/lab/golden-image.sh --generic
+	@bash tests/lab/golden-image.sh --efi
 
 # the image of the guest the molecule scenario kvm_host turns into a KVM host (needs no lab)
 host-image: deps

@@ -74,10 +74,18 @@ options:
     type: raw
     default: 512M
   bootloader:
-    description: Bootloader installed on the disk.
+    description:
+      - Bootloader installed on the disk, and with it the disk's layout.
+      - V(grub-pc) - PC BIOS. An MBR with one partition, the root filesystem.
+      - V(grub-efi) - UEFI. A GPT with an EFI system partition (partition 1, 128 MiB, FAT32, mounted on
+        C(/boot/efi) by UUID) and the root filesystem (partition 2, last on the disk, so it can be grown).
+        GRUB for UEFI is installed on the removable-media path C(EFI/BOOT/BOOTX64.EFI), which firmware boots
+        without a boot entry in its NVRAM (every domain or machine the image is copied to starts without
+        one). Boot it with UEFI firmware (M(virtforge.libvirt.domain) O(virtforge.libvirt.domain#module:firmware=efi)).
+        Secure Boot is not set up (GRUB is not signed).
     type: str
     default: grub-pc
-    choices: [grub-pc]
+    choices: [grub-pc, grub-efi]
   format:
     description: Image format.
     type: str
@@ -193,6 +201,31 @@ EXAMPLES = r"""
     root_password: "{{ vault_root_password }}"
     dest: /var/lib/libvirt/images/debian12-cloud.qcow2
     dest_mode: symlink
+
+- name: A UEFI image (GPT, EFI system partition, GRUB for UEFI)
+  virtforge.libvirt.image_build:
+    kernel: linux-image-amd64
+    bootloader: grub-efi
+    free_space: 1G
+  register: golden_efi
+
+- name: A linked clone of it
+  virtforge.libvirt.volume:
+    pool: default
+    name: uefi1.qcow2
+    clone_from: "{{ golden_efi.image }}"
+    mode: linked
+  register: uefi1_disk
+
+- name: A domain that boots the clone with UEFI firmware
+  virtforge.libvirt.domain:
+    name: uefi1
+    memory: 1024
+    firmware: efi
+    disks:
+      - path: "{{ uefi1_disk.path }}"
+        format: qcow2
+    state: running
 """
 
 RETURN = r"""

@@ -24,14 +24,20 @@ description:
     regenerated with the root by UUID; persistent NIC naming rules (C(70-persistent-net.rules), C(.link)
     files pinned to a MAC) are removed; the serial console is kept unless O(serial_console=false).
     Every change made inside the guest is returned in RV(guest_changes).
-  - For UEFI machines (O(firmware=efi)) an EFI system partition (FAT32, O(esp_size_mib)) is added to the
-    image's MBR as a new primary partition - at the device's end when O(grow_last_partition) is set (the last
-    partition then grows up to it), otherwise right after the image - and C(grub-install --target=x86_64-efi
+  - For UEFI machines (O(firmware=efi)) an image without an EFI system partition gets one (FAT32,
+    O(esp_size_mib)) - a new primary partition in an MBR, or a new entry in a GPT - at the device's end when
+    O(grow_last_partition) is set (the last partition then grows up to it), otherwise right after the
+    image's partitions - and C(grub-install --target=x86_64-efi
     --removable --no-nvram) puts GRUB on the removable-media path C(EFI/BOOT/BOOTX64.EFI), the file UEFI
     firmware boots when its NVRAM has no boot entry for the disk (a new machine has none). C(/etc/fstab)
     mounts the partition on C(/boot/efi) by UUID. The MBR's boot code is kept, so the disk boots with BIOS
     firmware too. The guest must have GRUB's UEFI modules (Debian/Ubuntu C(grub-efi-amd64-bin)) and
     C(mkfs.fat) (C(dosfstools)); without them the run fails before anything is written to the device.
+    An image that already boots with UEFI keeps its EFI system partition and boot loader; only a missing
+    C(EFI/BOOT/BOOTX64.EFI) is added (GRUB for UEFI on the removable path).
+  - GPT images - both tables (primary and backup, with their CRC32s) are read and rewritten by the module;
+    the new backup table goes into the device's last sectors, so the whole device is written. Both tables
+    are read back from the overlay and checked before anything reaches the device.
   - Refuses a device that is mounted, held (device-mapper, RAID, LVM), used as swap, a disk of a libvirt
     domain, open exclusively by another program, or smaller than the image's virtual size. Never
     overwrites a device that has a partition table unless O(force=true).
@@ -81,16 +87,20 @@ options:
   grow_last_partition:
     description:
       - Grow the last partition (and its ext2/3/4 filesystem) to the end of the device.
-      - Only for an MBR partition table whose last partition is a primary partition.
+      - MBR (the last partition must be a primary one) or GPT (the partition that starts last grows up to
+        the backup table, which moves to the device's last sectors).
     type: bool
     default: false
   firmware:
     description:
       - Firmware of the target machine.
-      - V(bios) - the image's MBR and GRUB for PC BIOS, as they are.
-      - V(efi) - UEFI. An EFI system partition and GRUB for UEFI are added (see the description); the image
-        must have an MBR partition table without an EFI system partition and with a free primary slot, and
-        the device must have room for the image plus O(esp_size_mib).
+      - V(bios) - the image's partition table and boot loader, as they are.
+      - V(efi) - UEFI. An image without an EFI system partition gets one with GRUB for UEFI (see the
+        description). An MBR needs a free primary slot, a GPT a free entry, and the device room for the image
+        plus O(esp_size_mib). An image with an EFI system partition keeps it; when it has no
+        C(EFI/BOOT/BOOTX64.EFI) (the only loader firmware finds without a boot entry in its NVRAM, which a
+        new machine does not have), GRUB for UEFI is installed on that path. On a GPT image the whole
+        device is written, so that the backup table ends up in its last sectors.
     type: str
     choices: [bios, efi]
     default: bios
@@ -126,9 +136,8 @@ notes:
   - The guest needs the drivers of the target's hardware in its kernel. Debian's cloud kernel
     (C(linux-image-cloud-amd64)) has no AHCI, e1000 or most physical NIC drivers; its generic kernel
     (C(linux-image-amd64)) has them.
-  - GPT images are not supported by O(grow_last_partition) or O(firmware=efi) yet, and images that already
-    boot with UEFI (they have an EFI system partition) are written with O(firmware=bios), which keeps their
-    own boot loader.
+  - A GPT image written with O(firmware=bios) and without O(grow_last_partition) is copied as it is, its
+    backup table at the image's end rather than the device's (C(sgdisk -e) moves it later).
   - Secure Boot is not set up (GRUB is not signed); turn it off in the target's firmware.
 requirements:
   - qemu-utils (qemu-img), libguestfs-tools (guestfish)
@@ -190,15 +199,16 @@ partition_table_before:
   returned: always
   type: str
 grow:
-  description: The partition growth planned (number, start, sectors), or null.
+  description: The partition growth planned (number, start, sectors, old_sectors; table V(mbr) or V(gpt)), or
+    null.
   returned: always
   type: dict
 esp:
   description: The EFI system partition planned with O(firmware=efi) (number, start, sectors, in 512-byte
-    sectors), or null.
+    sectors; table V(mbr) or V(gpt)), or its number and C(existing=true) for the image's own ESP, or null.
   returned: always
   type: dict
-  sample: {number: 2, start: 4192256, sectors: 532480, entry_offset: 462}
+  sample: {number: 2, start: 4192256, sectors: 532480, entry_offset: 462, table: mbr}
 firmware:
   description: The firmware the device was written for.
   returned: always

@@ -28,6 +28,7 @@ def _record(name):
 def lab_vars():
     golden = _record("golden")
     generic = _record("generic")  # tests/lab/golden-image.sh --generic (make generic-image)
+    efi = _record("efi")  # tests/lab/golden-image.sh --efi (make generic-image)
     return dict(
         vf_lab_uri=URI,
         vf_lab_pool=os.environ.get("VF_LAB_POOL", "vflab"),
@@ -39,6 +40,8 @@ def lab_vars():
         vf_golden_sha256=golden.get("sha256", ""),
         vf_generic_image=generic.get("path", ""),
         vf_generic_sha256=generic.get("sha256", ""),
+        vf_efi_image=efi.get("path", ""),
+        vf_efi_sha256=efi.get("sha256", ""),
         vf_repo_root=ROOT,
         # how long a target waits for a guest to boot (agent, address, DHCP lease): a guest that boots in
         # about a minute on an idle lab machine takes several times as long while make test's lanes share

@@ -3,10 +3,11 @@
 # hit takes seconds) and writes /var/lib/virtforge-lab/golden.json {"path": ..., "sha256": ...}.
 # With --host: the KVM-host guest image of the molecule scenario (tests/lab/host-image.yml) and
 # kvmhost.json instead. With --generic: the same recipe as the golden image with Debian's generic
-# kernel (drivers for SATA and e1000, used by the V2P target) and generic.json.
+# kernel (drivers for SATA and e1000, used by the V2P target) and generic.json. With --efi: that recipe
+# for UEFI firmware (GPT, EFI system partition, GRUB for UEFI; the V2P target's UEFI source) and efi.json.
 #
-#   tests/lab/golden-image.sh [--host|--generic]           build or reuse
-#   tests/lab/golden-image.sh [--host|--generic] --force   rebuild even if cached
+#   tests/lab/golden-image.sh [--host|--generic|--efi]           build or reuse
+#   tests/lab/golden-image.sh [--host|--generic|--efi] --force   rebuild even if cached
 # Progress of a build: tail -f /var/cache/virtforge/images/<recipe hash>.log
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,7 +22,8 @@ for arg in "$@"; do
     --force) EXTRA=(-e '{"vf_golden_force": true}') ;;
     --host) PLAYBOOK=tests/lab/host-image.yml; RECORD=kvmhost.json ;;
     --generic) KIND=(-e vf_golden_kind=generic); RECORD=generic.json ;;
-    *) echo "usage: $0 [--host|--generic] [--force]" >&2; exit 2 ;;
+    --efi) KIND=(-e vf_golden_kind=efi); RECORD=efi.json ;;
+    *) echo "usage: $0 [--host|--generic|--efi] [--force]" >&2; exit 2 ;;
   esac
 done
 

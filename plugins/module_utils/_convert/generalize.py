@@ -223,25 +223,31 @@ def _esp_lines(esp):
     """
     if not esp:
         return []
+    if esp.get("existing"):
+        return _existing_esp_lines(int(esp["number"]))
     number, start, sectors = int(esp["number"]), int(esp["start"]), int(esp["sectors"])
-    offset = int(esp["entry_offset"])
-    entry = mbr_entry(0xEF, start, sectors)
-    octets = "".join("\\%03o" % b for b in entry)
-    hexes = entry.hex()
     fail = "{ echo \"VF-FAIL: EFI system partition: %s\"; exit 1; }"
-    return [
+    lines = [
         "",
-        "# --- EFI system partition %d (MBR entry, type 0xef) and GRUB for UEFI on the removable path" % number,
+        "# --- EFI system partition %d and GRUB for UEFI on the removable path" % number,
         "[ -d /usr/lib/grub/x86_64-efi ] || " + fail % "the guest has no GRUB modules for UEFI"
         " (/usr/lib/grub/x86_64-efi; Debian and Ubuntu: install grub-efi-amd64-bin in the source)",
         "command -v grub-install >/dev/null 2>&1 || " + fail % "the guest has no grub-install",
         "command -v mkfs.fat >/dev/null 2>&1 || "
         + fail % "the guest has no mkfs.fat (install dosfstools in the source)",
-        "printf '%s' | dd of=/dev/$gdisk bs=1 seek=%d count=16 conv=notrunc status=none || " % (octets, offset)
-        + fail % "writing the partition table entry of /dev/$gdisk",
-        "sync",
-        "written=$(od -An -tx1 -j %d -N 16 /dev/$gdisk | tr -d ' \\n')" % offset,
-        "[ \"$written\" = %s ] || " % hexes + fail % "the entry reads back as $written",
+    ]
+    if esp.get("table") != "gpt":   # a GPT was written whole before this script ran
+        offset = int(esp["entry_offset"])
+        entry = mbr_entry(0xEF, start, sectors)
+        octets = "".join("\\%03o" % b for b in entry)
+        lines += [
+            "printf '%s' | dd of=/dev/$gdisk bs=1 seek=%d count=16 conv=notrunc status=none || " % (octets, offset)
+            + fail % "writing the partition table entry of /dev/$gdisk",
+            "sync",
+            "written=$(od -An -tx1 -j %d -N 16 /dev/$gdisk | tr -d ' \\n')" % offset,
+            "[ \"$written\" = %s ] || " % entry.hex() + fail % "the entry reads back as $written",
+        ]
+    return lines + [
         "partx -a -n %d /dev/$gdisk >/dev/null 2>&1 || partx -u -n %d /dev/$gdisk" % (number, number),
         "esp=$(partdev %d) || " % number + fail % "the kernel has no partition %d on /dev/$gdisk" % number,
         "[ \"$(cat /sys/class/block/${esp#/dev/}/size 2>/dev/null)\" = %d ] || " % sectors
@@ -266,27 +272,67 @@ def _esp_lines(esp):
     ]
 
 
-def _grow_lines(grow):
-    """Grow the last MBR partition of ``$gdisk`` and its ext2/3/4 filesystem, inside the appliance.
+def _existing_esp_lines(number):
+    """An image with an EFI system partition of its own keeps it and its boot loader; firmware without
+    a boot entry for it (any other machine's NVRAM) boots EFI/BOOT/BOOTX64.EFI, so that file must be
+    there: when it is missing, GRUB for UEFI is installed on that path too (the guest's own grub-install),
+    and without GRUB's UEFI modules the run fails before anything is copied."""
+    fail = ("{ [ -z \"$mounted\" ] || umount /boot/efi; echo \"VF-FAIL: EFI system partition %d: %%s\"; exit 1; }"
+            % number)
+    return [
+        "",
+        "# --- the image's own EFI system partition %d: its loader on the removable-media path" % number,
+        "esp=$(partdev %d) || " % number + fail % "the kernel has no partition %d on /dev/$gdisk" % number,
+        "mkdir -p /boot/efi",
+        "mounted=''",
+        "# guestfish mounted it already when the guest's fstab names it",
+        "if ! mountpoint -q /boot/efi; then",
+        "  mount -t vfat \"$esp\" /boot/efi || " + fail % "mounting $esp on /boot/efi",
+        "  mounted=1",
+        "fi",
+        "if [ -f /boot/efi/EFI/BOOT/BOOTX64.EFI ] || [ -f /boot/efi/EFI/BOOT/bootx64.efi ]; then",
+        "  change 'EFI system partition %d kept: it has EFI/BOOT/BOOTX64.EFI (the removable-media path)'" % number,
+        "else",
+        "  [ -d /usr/lib/grub/x86_64-efi ] && command -v grub-install >/dev/null 2>&1 || "
+        + fail % "no EFI/BOOT/BOOTX64.EFI and no GRUB for UEFI to put there (Debian and Ubuntu: grub-efi-amd64-bin)",
+        "  grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram"
+        " >/tmp/vf-grub-efi.log 2>&1 || { cat /tmp/vf-grub-efi.log; " + (fail % "grub-install")[2:],
+        "  [ -f /boot/efi/EFI/BOOT/BOOTX64.EFI ] || " + fail % "grub-install wrote no EFI/BOOT/BOOTX64.EFI",
+        "  change 'GRUB for UEFI installed on the removable-media path of EFI system partition %d' "
+        "'(EFI/BOOT/BOOTX64.EFI: firmware without a boot entry boots it)'" % number,
+        "fi",
+        "[ -z \"$mounted\" ] || umount /boot/efi || " + fail % "unmounting /boot/efi",
+    ]
 
-    The table entry is written in place and read back, the kernel is told with partx (the root is
+
+def _grow_lines(grow):
+    """Grow the last partition of ``$gdisk`` and its ext2/3/4 filesystem, inside the appliance.
+
+    An MBR entry is written in place and read back (a GPT was written before the script ran, see
+    ``guestfish_script``); the kernel is told with partx (the root is
     mounted, so no re-read of the whole table); the kernel's view is checked before the filesystem
     is grown. Any mismatch fails the run (and the module checks the entry once more on the overlay).
     """
     if not grow:
         return []
-    number, sectors, offset = int(grow["number"]), int(grow["sectors"]), int(grow["entry_offset"])
-    octets = "".join("\\%03o" % b for b in sectors.to_bytes(4, "little"))
+    number, sectors = int(grow["number"]), int(grow["sectors"])
     fail = "{ echo \"VF-FAIL: grow partition %d: %%s\"; exit 1; }" % number
-    return [
+    lines = [
         "",
-        "# --- grow the last partition (MBR entry rewritten in place) and its filesystem",
+        "# --- grow the last partition and its filesystem",
         "part=$(partdev %d) || " % number + fail % "no partition %d on /dev/$gdisk" % number,
-        "printf '%s' | dd of=/dev/$gdisk bs=1 seek=%d count=4 conv=notrunc status=none || " % (octets, offset)
-        + fail % "writing the partition table entry of /dev/$gdisk",
-        "sync",
-        "written=$(od -An -tu4 -j %d -N 4 /dev/$gdisk | tr -d ' ')" % offset,
-        "[ \"$written\" = %d ] || " % sectors + fail % "the entry reads back as $written",
+    ]
+    if grow.get("table") != "gpt":   # a GPT was written whole before this script ran
+        offset = int(grow["entry_offset"])
+        octets = "".join("\\%03o" % b for b in sectors.to_bytes(4, "little"))
+        lines += [
+            "printf '%s' | dd of=/dev/$gdisk bs=1 seek=%d count=4 conv=notrunc status=none || " % (octets, offset)
+            + fail % "writing the partition table entry of /dev/$gdisk",
+            "sync",
+            "written=$(od -An -tu4 -j %d -N 4 /dev/$gdisk | tr -d ' ')" % offset,
+            "[ \"$written\" = %d ] || " % sectors + fail % "the entry reads back as $written",
+        ]
+    return lines + [
         "partx -u -n %d /dev/$gdisk || resizepart /dev/$gdisk %d %d" % (number, number, sectors),
         "[ \"$(cat /sys/class/block/${part#/dev/}/size 2>/dev/null)\" = %d ] || " % sectors
         + fail % "the kernel did not take the new size of $part",
@@ -301,13 +347,15 @@ def _grow_lines(grow):
     ]
 
 
-def guestfish_script(script_path):
+def guestfish_script(script_path, uploads=()):
     """guestfish commands (after ``-i``): upload the script, run it with the guest's shell, remove it.
 
+    ``uploads``: (local file, byte offset) pairs written onto the guest's disk first (a GPT's new
+    tables); the script then tells the kernel about the partitions that changed.
     The script's exit status is printed rather than returned: guestfish drops a failed command's
     output, and that output is what says what went wrong.
     """
-    return "\n".join([
+    return "\n".join(["upload-offset %s /dev/sda %d" % (path, int(offset)) for path, offset in uploads] + [
         "upload %s /tmp/virtforge-generalize.sh" % script_path,
         "sh \"/bin/sh /tmp/virtforge-generalize.sh || echo VF-EXIT: $?\"",
         "rm-f /tmp/virtforge-generalize.sh",

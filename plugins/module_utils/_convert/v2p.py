@@ -5,7 +5,9 @@
 
 plan (source facts, device checks, record) -> [check mode stops] -> temporary qcow2 overlay of the
 source -> generalize in one libguestfs run (with ``firmware: efi`` also: an EFI system partition added
-to the MBR and GRUB for UEFI installed on the removable-media path) -> ``qemu-img convert -n -O raw`` onto the device ->
+to the partition table, MBR or GPT, and GRUB for UEFI installed on the removable-media path; an image
+with an ESP of its own keeps it, with that path made sure of; on GPT the table, with its backup moved to
+the device's end, is written by guestfish before the run) -> ``qemu-img convert -n -O raw`` onto the device ->
 ``qemu-img compare`` of the written range against the overlay -> record (sha256 of the range).
 The source image is only ever read (it is the overlay's backing file, opened read-only).
 """
@@ -17,9 +19,10 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 
 from .._errors import VirtforgeError
-from . import blockdev, generalize
+from . import blockdev, generalize, gpt
 from .._image.common import PhaseLog
 from .common import (
     Interrupted, conversion_environment, image_opts, interruptible, read_record, source_image, write_record,
@@ -91,7 +94,7 @@ class V2P(object):
         layout = self._layout_plan(fmt, size, need)
         plan = dict(src=src, format=fmt, device=device, device_size=size, length=layout.get("length", need),
                     options=options_digest(p), record_path=self.record_path(device),
-                    grow=layout.get("grow"), esp=layout.get("esp"))
+                    grow=layout.get("grow"), esp=layout.get("esp"), gpt=layout.get("gpt"))
         record = read_record(plan["record_path"])
         plan["up_to_date"] = bool(record and self._record_matches(record, plan))
         plan["table"] = blockdev.partition_table(device)
@@ -113,92 +116,151 @@ class V2P(object):
         with self.log.phase("record check", "sha256 of %d bytes of %s" % (plan["length"], plan["device"])):
             return blockdev.sha256_range(plan["device"], plan["length"]) == record.get("sha256")
 
-    def _first_sector(self, path, fmt):
+    def _sectors(self, path, fmt, count, skip=0):
+        """``count`` sectors of an image from sector ``skip`` (qemu-img dd: any format)."""
         work = tempfile.mkdtemp(prefix=".vf-v2p-", dir=self.params["work_dir"])
         try:
-            head = os.path.join(work, "head")
-            self.runner.run(["qemu-img", "dd", "-f", fmt, "-O", "raw", "bs=512", "count=1",
-                             "if=%s" % path, "of=%s" % head], what="qemu-img dd")
-            with open(head, "rb") as handle:
-                return handle.read(512)
+            out = os.path.join(work, "sectors")
+            self.runner.run(["qemu-img", "dd", "-f", fmt, "-O", "raw", "bs=512", "count=%d" % (skip + count),
+                             "skip=%d" % skip, "if=%s" % path, "of=%s" % out], what="qemu-img dd")
+            with open(out, "rb") as handle:
+                return handle.read(count * blockdev.SECTOR)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
+    def _source_table(self, fmt, option):
+        """The image's partitions: ('mbr' or 'gpt', [dict(number, start, sectors, esp, type)], GPT or None)."""
+        head = self._sectors(self.params["src"], fmt, gpt.HEAD_SECTORS)
+        mbr = blockdev.mbr_partitions(head[:blockdev.SECTOR])
+        if not any(x["type"] == GPT_PROTECTIVE for x in mbr):
+            return "mbr", [dict(x, esp=x["type"] == ESP_TYPE) for x in mbr], None
+        try:
+            need = gpt.head_sectors(head)
+            if need > gpt.HEAD_SECTORS:
+                head = self._sectors(self.params["src"], fmt, need)
+            table = gpt.parse(head)
+        except gpt.GPTError as exc:
+            raise VirtforgeError("the image's GPT cannot be used: %s" % exc, option=option) from None
+        return "gpt", [dict(x, type=None) for x in gpt.partitions(table)], table
+
     def _check_table(self, overlay, plan):
         """The overlay's partition table must hold the grown entry and the new ESP before anything is copied."""
-        parts = {x["number"]: x for x in blockdev.mbr_partitions(self._first_sector(overlay, "qcow2"))}
         grow, esp = plan.get("grow"), plan.get("esp")
+        if plan.get("gpt"):
+            return self._check_gpt(overlay, plan)
+        parts = {x["number"]: x for x in blockdev.mbr_partitions(self._sectors(overlay, "qcow2", 1))}
         if grow:
             got = parts.get(grow["number"], {}).get("sectors")
             if got != grow["sectors"]:
                 raise VirtforgeError("partition %d was not grown: its table entry has %s sectors, %d expected; "
                                      "nothing was written to the device" % (grow["number"], got, grow["sectors"]),
                                      option="grow_last_partition")
-        if esp:
+        if esp and not esp.get("existing"):
             got = parts.get(esp["number"], {})
             if (got.get("type"), got.get("start"), got.get("sectors")) != (ESP_TYPE, esp["start"], esp["sectors"]):
                 raise VirtforgeError("the EFI system partition %d is not in the partition table as planned (%s); "
                                      "nothing was written to the device" % (esp["number"], got or "no entry"),
                                      option="firmware")
 
-    def _layout_plan(self, fmt, size, need):
-        """Partition changes: the last partition grown, an EFI system partition added (MBR only).
+    def _check_gpt(self, overlay, plan):
+        """Both GPTs of the overlay: the backup in its last sector, the entries as planned."""
+        disk = plan["length"] // blockdev.SECTOR
+        nsec = len(plan["gpt"]["backup"]) // blockdev.SECTOR
+        try:
+            table = gpt.read_back(self._sectors(overlay, "qcow2", len(plan["gpt"]["head"]) // blockdev.SECTOR),
+                                  self._sectors(overlay, "qcow2", nsec, skip=disk - nsec), disk)
+        except gpt.GPTError as exc:
+            raise VirtforgeError("the overlay's GPT is not as planned (%s); nothing was written to the device" % exc,
+                                 option="grow_last_partition" if plan.get("grow") else "firmware") from None
+        parts = {x["number"]: x for x in gpt.partitions(table)}
+        grow, esp = plan.get("grow"), plan.get("esp")
+        if grow and parts.get(grow["number"], {}).get("sectors") != grow["sectors"]:
+            raise VirtforgeError("partition %d was not grown in the GPT; nothing was written to the device"
+                                 % grow["number"], option="grow_last_partition")
+        if esp and not esp.get("existing"):
+            got = parts.get(esp["number"], {})
+            if (got.get("esp"), got.get("start"), got.get("sectors")) != (True, esp["start"], esp["sectors"]):
+                raise VirtforgeError("the EFI system partition %d is not in the GPT as planned (%s); nothing was "
+                                     "written to the device" % (esp["number"], got or "no entry"), option="firmware")
 
-        With ``firmware: efi`` the ESP is a new primary partition: at the device's end when the last
-        partition grows (which then ends where the ESP starts), otherwise right after the image's end.
-        Returns dict(grow, esp, length) with what applies (length: the bytes of the device written).
+    def _layout_plan(self, fmt, size, need):
+        """Partition changes: the last partition grown, an EFI system partition added (MBR or GPT).
+
+        With ``firmware: efi`` an image without an ESP gets one as a new partition: at the device's
+        end when the last partition grows (which then ends where the ESP starts), otherwise right
+        after the image's partitions. An image with an ESP keeps it (``esp.existing``): the guest
+        script makes sure firmware without a boot entry finds its loader. On GPT the whole device is
+        written (its backup table belongs in the device's last sectors): ``gpt`` holds the new
+        tables' bytes. Returns dict(grow, esp, length, gpt) with what applies (length: the bytes of
+        the device written).
         """
         p = self.params
         efi = p["firmware"] == "efi"
         if not (p["grow_last_partition"] or efi):
             return {}
         option = "firmware" if efi else "grow_last_partition"
-        parts = blockdev.mbr_partitions(self._first_sector(p["src"], fmt))
-        if not parts or any(x["type"] == GPT_PROTECTIVE for x in parts):
-            raise VirtforgeError("%s needs an MBR partition table in the image (GPT is not supported yet)"
+        kind, parts, table = self._source_table(fmt, option)
+        if not parts:
+            raise VirtforgeError("%s needs a partition table (MBR or GPT) in the image"
                                  % ("firmware: efi" if efi else "grow_last_partition"), option=option)
-        out = dict(length=size) if p["grow_last_partition"] else {}
         disk = size // blockdev.SECTOR
-        # the image's last used sector: its partitions' end, or its size
-        used = max(max(x["start"] + x["sectors"] for x in parts), -(-need // blockdev.SECTOR))
+        # the first sector partitions may not use: the device's end (MBR) or its backup GPT's start
+        limit = gpt.usable_end(table, disk) if table else disk
+        out = dict(length=size) if (p["grow_last_partition"] or table) else {}
+        # the image's last used sector: its partitions' end, or (MBR) its size
+        used = max(x["start"] + x["sectors"] for x in parts)
+        if not table:
+            used = max(used, -(-need // blockdev.SECTOR))
         esp_start = None
-        if efi:
+        have = [x["number"] for x in parts if x["esp"]]
+        if efi and have:
+            out["esp"] = dict(number=have[0], existing=True)
+        elif efi:
             if p["esp_size_mib"] < ESP_MIN_MIB:
                 raise VirtforgeError("%d MiB is too small for a FAT32 EFI system partition (at least %d MiB)"
                                      % (p["esp_size_mib"], ESP_MIN_MIB), option="esp_size_mib")
-            have = [x["number"] for x in parts if x["type"] == ESP_TYPE]
-            if have:
-                raise VirtforgeError("the image already has an EFI system partition (partition %d); firmware: efi "
-                                     "adds one to images made for BIOS only" % have[0], option="firmware",
-                                     fix="Write it with firmware: bios; its own ESP and boot loader are kept")
-            free = [n for n in range(1, 5) if n not in [x["number"] for x in parts]]
+            taken = [x["number"] for x in parts]
+            free = [e["number"] for e in table["entries"] if not e["type"].int] if table else [
+                n for n in range(1, 5) if n not in taken]
             if not free:
-                raise VirtforgeError("the image's MBR has no free primary slot for an EFI system partition",
-                                     option="firmware")
+                raise VirtforgeError("the image's %s has no free entry for an EFI system partition" % (
+                    "GPT" if table else "MBR (four primary partitions)"), option="firmware")
             sectors = p["esp_size_mib"] * ALIGN
             if p["grow_last_partition"]:
-                esp_start = (disk - sectors) // ALIGN * ALIGN
+                esp_start = (limit - sectors) // ALIGN * ALIGN
             else:
                 esp_start = -(-used // ALIGN) * ALIGN
-                out["length"] = (esp_start + sectors) * blockdev.SECTOR
-            if esp_start < used or esp_start + sectors > disk:
+                if not table:
+                    out["length"] = (esp_start + sectors) * blockdev.SECTOR
+            if esp_start < used or esp_start + sectors > limit:
                 raise VirtforgeError("%s holds %d bytes: too small for the image (%d bytes) and a %d MiB EFI system "
                                      "partition" % (p["device"], size, need, p["esp_size_mib"]), option="device",
                                      fix="Use a larger device, or a smaller esp_size_mib")
-            if esp_start + sectors > 0xFFFFFFFF:
+            if not table and esp_start + sectors > 0xFFFFFFFF:
                 raise VirtforgeError("the device is too large for an MBR partition table", option="firmware")
-            out["esp"] = dict(number=free[0], start=esp_start, sectors=sectors,
-                              entry_offset=blockdev.mbr_entry_offset(free[0]))
+            out["esp"] = dict(number=free[0], start=esp_start, sectors=sectors, table=kind)
+            if not table:
+                out["esp"]["entry_offset"] = blockdev.mbr_entry_offset(free[0])
         if p["grow_last_partition"]:
             last = max(parts, key=lambda x: x["start"])
             if last["type"] in EXTENDED:
                 raise VirtforgeError("the last partition is an extended partition", option="grow_last_partition")
-            sectors = (esp_start if esp_start is not None else disk) - last["start"]
-            if sectors > 0xFFFFFFFF:
+            sectors = (esp_start if esp_start is not None else limit) - last["start"]
+            if not table and sectors > 0xFFFFFFFF:
                 raise VirtforgeError("the device is too large for an MBR partition", option="grow_last_partition")
             out["grow"] = dict(number=last["number"], start=last["start"], sectors=sectors,
-                               entry_offset=blockdev.mbr_entry_offset(last["number"]) + 12,
-                               old_sectors=last["sectors"])
+                               old_sectors=last["sectors"], table=kind)
+            if not table:
+                out["grow"]["entry_offset"] = blockdev.mbr_entry_offset(last["number"]) + 12
+        if table:
+            grow, esp = out.get("grow"), out.get("esp")
+            try:
+                out["gpt"] = gpt.layout(
+                    table, disk,
+                    grow=dict(number=grow["number"], last=grow["start"] + grow["sectors"] - 1) if grow else None,
+                    esp=dict(esp, guid=uuid.uuid4()) if esp and not esp.get("existing") else None)
+            except gpt.GPTError as exc:
+                raise VirtforgeError("the image's GPT cannot take the change: %s" % exc, option=option) from None
         return out
 
     # ----------------------------------------------------------------- apply
@@ -214,10 +276,18 @@ class V2P(object):
                 self.runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", os.path.realpath(p["src"]),
                                  "-F", plan["format"], overlay], what="qemu-img create")
                 overlay_size = int(plan["src"]["capacity"])
-                if plan.get("grow") or plan.get("esp"):
+                if plan["length"] > overlay_size:
                     overlay_size = plan["length"]
                     self.runner.run(["qemu-img", "resize", "-q", overlay, str(overlay_size)], what="qemu-img resize")
             layout = plan.get("grow") or plan.get("esp")
+            uploads = []
+            if plan.get("gpt"):
+                for name, data, offset in (("gpt-head", plan["gpt"]["head"], 0),
+                                           ("gpt-backup", plan["gpt"]["backup"], plan["gpt"]["backup_offset"])):
+                    path = os.path.join(work, name)
+                    with open(path, "wb") as handle:
+                        handle.write(data)
+                    uploads.append((path, offset))
             if p["generalize"] or layout:
                 with self.log.phase("generalize", "one libguestfs run"):
                     script = os.path.join(work, "generalize.sh")
@@ -227,7 +297,7 @@ class V2P(object):
                             disk_sectors, p["extra_modules"], p["serial_console"], plan.get("grow"), plan.get("esp"))
                             if p["generalize"]
                             else generalize.layout_script(plan.get("grow"), plan.get("esp"), disk_sectors))
-                    commands = generalize.guestfish_script(script)
+                    commands = generalize.guestfish_script(script, uploads)
                     _rc, out, _err = self.runner.run(["guestfish", "-a", overlay, "-i"], data=commands.encode(),
                                                      environ=env, what="guestfish (generalize)")
                     self.log.line(out.strip())

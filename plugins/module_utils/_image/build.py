@@ -9,6 +9,9 @@ Pipeline (measured, see docs/images.md):
      DHCP on any NIC by name match, SSH host keys removed (regenerated at first boot), empty machine-id
   3. virt-make-fs --partition=mbr --format=qcow2 --type=ext4 --size=+FREE ROOT IMAGE
   4. one guestfish run: set the filesystem UUID that fstab names, grub-install --target=i386-pc, update-grub
+     (``bootloader: grub-efi``: virt-make-fs makes the bare ext4 filesystem; one guestfish run lays out a
+     GPT disk, partition 1 an EFI system partition, partition 2 the root with that filesystem copied in,
+     and installs GRUB for UEFI on the removable-media path EFI/BOOT/BOOTX64.EFI)
   5. checksum, rename into the cache as <hash>.<format> with <hash>.json beside it; copy or link to dest
 """
 
@@ -38,7 +41,12 @@ BASE_PACKAGES = (
     "systemd-sysv", "udev", "dbus", "initramfs-tools", "iproute2",
     "qemu-guest-agent", "openssh-server",
 )
-BOOTLOADER_PACKAGES = {"grub-pc": ("grub-pc",)}
+BOOTLOADER_PACKAGES = {"grub-pc": ("grub-pc",), "grub-efi": ("grub-efi-amd64", "dosfstools")}
+# grub-efi images: the EFI system partition's size (GRUB's removable-path image and its modules fit
+# many times over: kernels live on the root filesystem)
+ESP_MIB = 128
+ESP_TYPE_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+LINUX_TYPE_GUID = "0FC63DAF-8483-4772-8E79-3D69E47DE4E4"
 RELEASES = ("bookworm", "trixie", "bullseye")
 _PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -55,7 +63,7 @@ ARGUMENT_SPEC = dict(
     packages=dict(type="list", elements="str", default=[]),
     cloud_init=dict(type="bool", default=False),
     free_space=dict(type="raw", default="512M"),
-    bootloader=dict(type="str", default="grub-pc", choices=["grub-pc"]),
+    bootloader=dict(type="str", default="grub-pc", choices=["grub-pc", "grub-efi"]),
     format=dict(type="str", default="qcow2", choices=["qcow2", "raw"]),
     hostname=dict(type="str", default="debian"),
     timezone=dict(type="str", default="Etc/UTC"),
@@ -183,8 +191,75 @@ def debootstrap_argv(debootstrap, recipe, root, package_cache=None):
 
 
 def virt_make_fs_argv(tool, recipe, root, image):
-    return [tool, "--partition=mbr", "--format=%s" % recipe["format"], "--type=%s" % recipe["filesystem"],
-            "--size=+%dM" % max(1, recipe["free_space"] // (1024 * 1024)), root, image]
+    """grub-pc: the whole disk (MBR, one partition). grub-efi: the bare filesystem, raw (laid out later)."""
+    layout = ["--format=raw"] if recipe["bootloader"] == "grub-efi" else [
+        "--partition=mbr", "--format=%s" % recipe["format"]]
+    return [tool] + layout + ["--type=%s" % recipe["filesystem"],
+                              "--size=+%dM" % max(1, recipe["free_space"] // (1024 * 1024)), root, image]
+
+
+MIB_SECTORS = 2048
+
+
+def efi_disk_layout(fs_bytes):
+    """Sizes of a grub-efi image holding a filesystem of ``fs_bytes``: dict(esp, root, disk_bytes).
+
+    GPT: 1 MiB for the protective MBR and primary table, the ESP (partition 1), the root partition
+    (partition 2, the filesystem's size rounded up to whole MiB), 1 MiB for the backup table.
+    Every partition starts and ends on a MiB boundary. ``esp``/``root``: (first, last) sectors.
+    """
+    fs_mib = -(-int(fs_bytes) // (1024 * 1024))
+    esp = (MIB_SECTORS, MIB_SECTORS * (1 + ESP_MIB) - 1)
+    root = (esp[1] + 1, esp[1] + fs_mib * MIB_SECTORS)
+    return dict(esp=esp, root=root, disk_bytes=(root[1] + 1 + MIB_SECTORS) * 512)
+
+
+# (both run with guestfish's sh "...": no double quotes inside)
+# grub-install for UEFI with the ESP mounted on /boot/efi: the removable-media path (what firmware boots
+# without a boot entry in its NVRAM, as on any machine the image is copied to), no NVRAM writes; then the
+# ESP into fstab by its UUID
+GRUB_INSTALL_EFI = ("grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram && "
+                    "test -f /boot/efi/EFI/BOOT/BOOTX64.EFI && "
+                    "u=$(blkid -s UUID -o value $(findmnt -n -o SOURCE /boot/efi)) && test ${#u} -gt 0 && "
+                    "echo UUID=$u /boot/efi vfat umask=0077 0 1 >> /etc/fstab")
+
+
+ESP_MKFS = "r=$(findmnt -n -o SOURCE /) && mkfs.fat -F 32 -n EFI ${r%2}1"
+
+
+def guestfish_efi_script(fs_uuid, layout):
+    """guestfish commands for ``guestfish -a IMAGE -a FILESYSTEM``: the GPT disk of a grub-efi image.
+
+    /dev/sda is the new disk, /dev/sdb the filesystem virt-make-fs made (guestfish's names, which it
+    translates). The filesystem is copied into partition 2 (zero blocks skipped), checked and given the
+    UUID fstab names; partition 1 becomes a FAT32 EFI system partition mounted on /boot/efi for
+    grub-install.
+    """
+    esp, root = layout["esp"], layout["root"]
+    return "\n".join([
+        "run",
+        "part-init /dev/sda gpt",
+        "part-add /dev/sda p %d %d" % esp,
+        "part-add /dev/sda p %d %d" % root,
+        "part-set-gpt-type /dev/sda 1 %s" % ESP_TYPE_GUID,
+        "part-set-gpt-type /dev/sda 2 %s" % LINUX_TYPE_GUID,
+        "part-set-name /dev/sda 1 EFI",
+        "part-set-name /dev/sda 2 root",
+        "copy-device-to-device /dev/sdb /dev/sda2 sparse:true",
+        "e2fsck /dev/sda2 correct:true",
+        "set-uuid /dev/sda2 %s" % fs_uuid,
+        "mount /dev/sda2 /",
+        "mkdir-p /boot/efi",
+        # FAT32 (mkfs.fat's default at this size is FAT16, which some firmware does not boot from), made
+        # by the guest's mkfs.fat on the root's disk partition 1 in the appliance's names
+        "sh \"%s\"" % ESP_MKFS,
+        "mount /dev/sda1 /boot/efi",
+        "sh \"%s\"" % GRUB_INSTALL_EFI,
+        "command \"update-grub\"",
+        "sync",
+        "umount-all",
+        "",
+    ])
 
 
 def guestfish_argv(tool, recipe, image):
@@ -427,14 +502,27 @@ class Builder(object):
             fs_uuid = str(uuid.uuid4())
             with log.phase("configure"):
                 self.configure_tree(root, fs_uuid, tools["chroot"])
+            efi = self.recipe["bootloader"] == "grub-efi"
+            fs_image = os.path.join(work, "rootfs.raw") if efi else tmp_image
             with log.phase("make-fs", "+%d MiB free" % (self.recipe["free_space"] // 1024 ** 2)):
-                self.runner.run(virt_make_fs_argv(tools["virt-make-fs"], self.recipe, root, tmp_image),
+                self.runner.run(virt_make_fs_argv(tools["virt-make-fs"], self.recipe, root, fs_image),
                                 environ=env, what="virt-make-fs")
             common.remove_quietly(root)
-            with log.phase("bootloader"):
-                self.runner.run(guestfish_argv(tools["guestfish"], self.recipe, tmp_image),
-                                data=guestfish_bootloader_script(fs_uuid).encode(), environ=env,
-                                what="guestfish (grub-install, update-grub)")
+            if efi:
+                with log.phase("bootloader", "GPT, EFI system partition, GRUB for UEFI"):
+                    layout = efi_disk_layout(os.path.getsize(fs_image))
+                    self.runner.run([tools["qemu-img"], "create", "-q", "-f", self.recipe["format"], tmp_image,
+                                     str(layout["disk_bytes"])], what="qemu-img create")
+                    self.runner.run([tools["guestfish"], "--format=%s" % self.recipe["format"], "-a", tmp_image,
+                                     "--format=raw", "-a", fs_image],
+                                    data=guestfish_efi_script(fs_uuid, layout).encode(), environ=env,
+                                    what="guestfish (GPT, grub-install --target=x86_64-efi, update-grub)")
+                    common.remove_quietly(fs_image)
+            else:
+                with log.phase("bootloader"):
+                    self.runner.run(guestfish_argv(tools["guestfish"], self.recipe, tmp_image),
+                                    data=guestfish_bootloader_script(fs_uuid).encode(), environ=env,
+                                    what="guestfish (grub-install, update-grub)")
             with log.phase("checksum"):
                 _rc, out, _err = self.runner.run([tools["qemu-img"], "info", "--output=json", tmp_image],
                                                  what="qemu-img info")

@@ -4,6 +4,7 @@ customization spec and its record, guestfish output parsing, qcow2 headers and s
 import json
 import os
 import struct
+import subprocess
 
 import pytest
 
@@ -140,6 +141,36 @@ class TestBuildArgv:
         argv = build.virt_make_fs_argv("virt-make-fs", self.recipe, "/w/root", "/w/image.qcow2")
         assert argv == ["virt-make-fs", "--partition=mbr", "--format=qcow2", "--type=ext4", "--size=+700M",
                         "/w/root", "/w/image.qcow2"]
+
+    def test_virt_make_fs_bare_filesystem_for_uefi(self):
+        recipe = dict(self.recipe, bootloader="grub-efi")
+        argv = build.virt_make_fs_argv("virt-make-fs", recipe, "/w/root", "/w/rootfs.raw")
+        assert argv == ["virt-make-fs", "--format=raw", "--type=ext4", "--size=+700M", "/w/root", "/w/rootfs.raw"]
+        assert build.include_packages(recipe)[-2:] == ["grub-efi-amd64", "dosfstools"]
+
+    def test_efi_layout(self):
+        layout = build.efi_disk_layout(1000 * 1024 * 1024 + 1)       # 1000 MiB and a byte
+        assert layout["esp"] == (2048, 2048 * 129 - 1)                   # 1 MiB in, 128 MiB
+        assert layout["root"] == (2048 * 129, 2048 * 129 + 1001 * 2048 - 1)
+        # 1 MiB after the root for the backup table (33 sectors)
+        assert layout["disk_bytes"] == (2048 * 129 + 1001 * 2048 + 2048) * 512
+
+    def test_guestfish_efi_script(self):
+        layout = build.efi_disk_layout(512 * 1024 * 1024)
+        lines = build.guestfish_efi_script("0f0e-uuid", layout).splitlines()
+        assert lines[:4] == ["run", "part-init /dev/sda gpt", "part-add /dev/sda p 2048 264191",
+                             "part-add /dev/sda p 264192 1312767"]
+        assert "part-set-gpt-type /dev/sda 1 C12A7328-F81F-11D2-BA4B-00A0C93EC93B" in lines
+        steps = ("copy-device-to-device /dev/sdb /dev/sda2 sparse:true", "e2fsck /dev/sda2 correct:true",
+                 "set-uuid /dev/sda2 0f0e-uuid", "mount /dev/sda2 /", 'sh "%s"' % build.ESP_MKFS,
+                 "mount /dev/sda1 /boot/efi", 'sh "%s"' % build.GRUB_INSTALL_EFI, 'command "update-grub"')
+        order = [lines.index(x) for x in steps]
+        assert order == sorted(order)
+        # guestfish's sh "..." takes no double quotes inside; the shell parses both commands
+        for command in (build.ESP_MKFS, build.GRUB_INSTALL_EFI):
+            assert '"' not in command
+            subprocess.run(["sh", "-n", "-c", command], check=True)
+        assert "--removable --no-nvram" in build.GRUB_INSTALL_EFI and "mkfs.fat -F 32" in build.ESP_MKFS
 
     def test_guestfish_script(self):
         script = build.guestfish_bootloader_script("0f0e-uuid")

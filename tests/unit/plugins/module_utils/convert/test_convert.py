@@ -362,7 +362,7 @@ def _layout(head, size, need, **params):
     p = dict(src="/img", device="/dev/sdx", firmware="bios", esp_size_mib=260, grow_last_partition=False)
     p.update(params)
     obj = v2p.V2P(types.SimpleNamespace(params=p), runner=None)
-    obj._first_sector = lambda path, fmt: head
+    obj._sectors = lambda path, fmt, count, skip=0: head.ljust(count * 512, b"\0")
     return obj._layout_plan("qcow2", size, need)
 
 
@@ -377,13 +377,13 @@ def test_v2p_layout_bios_without_growth_changes_nothing():
 def test_v2p_layout_grow_to_the_device_end():
     out = _layout(IMAGE, 4 * GIB, 2 * GIB, grow_last_partition=True)
     assert out["grow"] == dict(number=1, start=MIB, sectors=4 * GIB // 512 - MIB, entry_offset=446 + 12,
-                               old_sectors=2 * GIB // 512 - MIB)
+                               old_sectors=2 * GIB // 512 - MIB, table="mbr")
     assert "esp" not in out
 
 
 def test_v2p_layout_esp_after_the_image():
     out = _layout(IMAGE, 4 * GIB, 2 * GIB, firmware="efi")
-    assert out["esp"] == dict(number=2, start=2 * GIB // 512, sectors=260 * MIB, entry_offset=446 + 16)
+    assert out["esp"] == dict(number=2, start=2 * GIB // 512, sectors=260 * MIB, entry_offset=446 + 16, table="mbr")
     assert out["length"] == 2 * GIB + 260 * MIB * 512 and "grow" not in out
 
 
@@ -396,6 +396,14 @@ def test_v2p_layout_esp_at_the_end_when_growing():
     assert out["grow"]["sectors"] == esp["start"] - MIB and out["length"] == size
 
 
+def test_v2p_layout_keeps_an_esp_of_the_image():
+    head = _mbr_slots((1, 0xEF, MIB, 100 * MIB), (2, 0x83, 101 * MIB, 500 * MIB))
+    assert _layout(head, 4 * GIB, 1 * GIB, firmware="efi") == dict(esp=dict(number=1, existing=True))
+    grown = _layout(head, 4 * GIB, 1 * GIB, firmware="efi", grow_last_partition=True)
+    assert grown["esp"] == dict(number=1, existing=True) and grown["grow"]["number"] == 2
+    assert grown["grow"]["sectors"] == 4 * GIB // 512 - 101 * MIB
+
+
 def test_v2p_layout_takes_the_first_free_slot():
     head = _mbr_slots((1, 0x83, MIB, 1000 * MIB), (3, 0x82, 1001 * MIB, 23 * MIB))
     out = _layout(head, 2 * GIB, 1024 * MIB * 512, firmware="efi")
@@ -406,13 +414,12 @@ def test_v2p_layout_takes_the_first_free_slot():
     (IMAGE, 2 * GIB + 100 * MIB * 512, dict(firmware="efi"), "device", "too small for the image"),
     (IMAGE, 2 * GIB + 100 * MIB * 512, dict(firmware="efi", grow_last_partition=True), "device", "too small"),
     (IMAGE, 4 * GIB, dict(firmware="efi", esp_size_mib=32), "esp_size_mib", "too small for a FAT32"),
-    (_mbr_slots((1, 0xEE, 1, 0xFFFFFFFF)), 4 * GIB, dict(firmware="efi"), "firmware", "GPT is not supported"),
+    # a protective MBR without a valid GPT behind it
+    (_mbr_slots((1, 0xEE, 1, 0xFFFFFFFF)), 4 * GIB, dict(firmware="efi"), "firmware", "GPT cannot be used"),
     (_mbr_slots((1, 0xEE, 1, 0xFFFFFFFF)), 4 * GIB, dict(grow_last_partition=True), "grow_last_partition", "GPT"),
-    (bytes(512), 4 * GIB, dict(firmware="efi"), "firmware", "needs an MBR partition table"),
-    (_mbr_slots((1, 0xEF, MIB, 100 * MIB), (2, 0x83, 101 * MIB, 500 * MIB)), 4 * GIB, dict(firmware="efi"), "firmware",
-     "already has an EFI system partition (partition 1)"),
+    (bytes(512), 4 * GIB, dict(firmware="efi"), "firmware", "needs a partition table (MBR or GPT)"),
     (_mbr_slots(*[(n, 0x83, n * 100 * MIB, 100 * MIB) for n in range(1, 5)]), 4 * GIB, dict(firmware="efi"), "firmware",
-     "no free primary slot"),
+     "no free entry"),
     (_mbr_slots((1, 0x83, MIB, 100 * MIB), (2, 0x05, 101 * MIB, 400 * MIB)), 4 * GIB, dict(grow_last_partition=True),
      "grow_last_partition", "extended partition"),
 ])
