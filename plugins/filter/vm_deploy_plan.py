@@ -70,9 +70,10 @@ CLONE_MODES = ("linked", "full", "reflink", "auto")
 ROLE_KEYS = {"profile", "io_profile", "golden_image", "clone_mode", "root_size", "root_iotune", "extra_disks",
              "network", "customize", "state", "pool"}
 DOMAIN_KEYS = {"vcpus", "max_vcpus", "memory", "max_memory", "cpu_mode", "cpu_model", "machine", "arch",
-               "firmware", "boot", "interfaces", "hostdevs", "tags", "autostart", "title", "description", "graphics",
-               "serial_console", "guest_agent", "domain_type", "name", "cputune", "memtune", "numatune",
-               "memory_backing", "controllers", "graphics_listen", "balloon", "tpm", "iommu", "rngs", "watchdogs"}
+               "firmware", "secure_boot", "boot", "interfaces", "hostdevs", "tags", "autostart", "title",
+               "description", "graphics", "serial_console", "guest_agent", "domain_type", "name", "cputune",
+               "memtune", "numatune", "memory_backing", "controllers", "graphics_listen", "balloon", "tpm",
+               "iommu", "rngs", "watchdogs"}
 IO_PROFILE_KEYS = {"interfaces", "extra_disks", "hostdevs", "root_iotune"}
 # what an extra disk may carry besides where it is made
 EXTRA_DISK_KEYS = {"size", "name", "bus", "format", "dev", "iotune", "cache", "io", "discard", "serial", "wwn",

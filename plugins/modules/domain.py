@@ -195,6 +195,17 @@ options:
       - V(bios) or V(efi) (libvirt's firmware auto-selection; needs OVMF on the host). Needs a restart.
     type: str
     choices: [bios, efi]
+  secure_boot:
+    description:
+      - UEFI Secure Boot with the usual keys enrolled. V(true) asks libvirt's firmware auto-selection for
+        a build with Secure Boot and enrolled keys (Debian and Ubuntu hosts - C(OVMF_CODE_4M.ms.fd) with the
+        Microsoft keys, which sign the shim that Linux distributions boot through), turns SMM on, and
+        implies O(firmware=efi). It needs a q35 machine; a new domain without O(machine) gets one.
+      - V(false) asks for firmware without Secure Boot.
+      - Needs a restart. A domain that already has a UEFI variable store keeps it, and with it the keys it
+        had; start it once with C(virsh start --reset-nvram) to make a new store from the new firmware's
+        template (its boot entries are lost).
+    type: bool
   boot:
     description: Boot order, a list of V(hd), V(cdrom), V(network), V(fd). Default V([hd]) for a new domain.
     type: list

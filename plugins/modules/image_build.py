@@ -82,7 +82,10 @@ options:
         GRUB for UEFI is installed on the removable-media path C(EFI/BOOT/BOOTX64.EFI), which firmware boots
         without a boot entry in its NVRAM (every domain or machine the image is copied to starts without
         one). Boot it with UEFI firmware (M(virtforge.libvirt.domain) O(virtforge.libvirt.domain#module:firmware=efi)).
-        Secure Boot is not set up (GRUB is not signed).
+        The signed chain for Secure Boot comes with it (C(shim-signed), C(grub-efi-amd64-signed); Debian's
+        kernels are signed) - shim is C(BOOTX64.EFI), the signed GRUB beside it, so the image boots with
+        Secure Boot on (firmware with the Microsoft keys enrolled, M(virtforge.libvirt.domain)
+        O(virtforge.libvirt.domain#module:secure_boot=true)) or off.
     type: str
     default: grub-pc
     choices: [grub-pc, grub-efi]

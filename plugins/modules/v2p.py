@@ -138,7 +138,11 @@ notes:
     (C(linux-image-amd64)) has them.
   - A GPT image written with O(firmware=bios) and without O(grow_last_partition) is copied as it is, its
     backup table at the image's end rather than the device's (C(sgdisk -e) moves it later).
-  - Secure Boot is not set up (GRUB is not signed); turn it off in the target's firmware.
+  - Secure Boot - an image's own ESP is kept as it is (an image made with M(virtforge.libvirt.image_build)
+    O(virtforge.libvirt.image_build#module:bootloader=grub-efi) carries shim and signed GRUB and boots with
+    Secure Boot on). Where this module installs GRUB for UEFI, a guest with Debian's/Ubuntu's C(shim-signed)
+    and C(grub-efi-amd64-signed) gets that signed chain; without them GRUB is unsigned and Secure Boot must
+    be off on the target.
 requirements:
   - qemu-utils (qemu-img), libguestfs-tools (guestfish)
 """

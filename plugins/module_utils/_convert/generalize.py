@@ -21,6 +21,11 @@ GENERIC_STORAGE_MODULES = (
 )
 
 MARK = "# virtforge v2p"
+# A guest with Debian's/Ubuntu's signed boot chain (shim-signed, grub-efi-amd64-signed) gets it on the
+# removable path (shim as BOOTX64.EFI, the signed GRUB beside it), which boots with Secure Boot on or off;
+# without those packages GRUB is installed unsigned (Secure Boot must be off)
+SECURE_BOOT_PROBE = ("sb=''; [ -f /usr/lib/shim/shimx64.efi.signed ] && [ -d /usr/lib/grub/x86_64-efi-signed ]"
+                     " && sb=--uefi-secure-boot")
 
 
 def _q(text):
@@ -256,7 +261,8 @@ def _esp_lines(esp):
         "echo 'VF-FAIL: EFI system partition: mkfs.fat'; exit 1; }",
         "mkdir -p /boot/efi",
         "mount -t vfat \"$esp\" /boot/efi || " + fail % "mounting $esp on /boot/efi",
-        "grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram"
+        SECURE_BOOT_PROBE,
+        "grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram $sb"
         " >/tmp/vf-grub-efi.log 2>&1 || { cat /tmp/vf-grub-efi.log; umount /boot/efi;"
         " echo 'VF-FAIL: EFI system partition: grub-install'; exit 1; }",
         "[ -f /boot/efi/EFI/BOOT/BOOTX64.EFI ] || { umount /boot/efi; "
@@ -269,6 +275,7 @@ def _esp_lines(esp):
         "change \"EFI system partition %d (%d MiB, FAT32, UUID $uuid) at sector %d, mounted on /boot/efi by"
         " fstab\"" % (number, sectors // 2048, start),
         "change 'GRUB for UEFI installed (EFI/BOOT/BOOTX64.EFI, the removable-media path); BIOS boot code kept'",
+        "[ -z \"$sb\" ] || change 'signed chain for Secure Boot: shim as BOOTX64.EFI, signed GRUB'",
     ]
 
 
@@ -295,9 +302,11 @@ def _existing_esp_lines(number):
         "else",
         "  [ -d /usr/lib/grub/x86_64-efi ] && command -v grub-install >/dev/null 2>&1 || "
         + fail % "no EFI/BOOT/BOOTX64.EFI and no GRUB for UEFI to put there (Debian and Ubuntu: grub-efi-amd64-bin)",
-        "  grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram"
+        "  " + SECURE_BOOT_PROBE,
+        "  grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram $sb"
         " >/tmp/vf-grub-efi.log 2>&1 || { cat /tmp/vf-grub-efi.log; " + (fail % "grub-install")[2:],
         "  [ -f /boot/efi/EFI/BOOT/BOOTX64.EFI ] || " + fail % "grub-install wrote no EFI/BOOT/BOOTX64.EFI",
+        "  [ -z \"$sb\" ] || change 'signed chain for Secure Boot: shim as BOOTX64.EFI, signed GRUB'",
         "  change 'GRUB for UEFI installed on the removable-media path of EFI system partition %d' "
         "'(EFI/BOOT/BOOTX64.EFI: firmware without a boot entry boots it)'" % number,
         "fi",

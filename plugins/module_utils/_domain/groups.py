@@ -301,14 +301,24 @@ class MemoryGroup(OptionGroup):
         target.setMemoryFlags(desired["memory"] // 1024, AFFECT_LIVE)
 
 
+SECURE_BOOT_FEATURES = ("secure-boot", "enrolled-keys")
+
+
 class OsGroup(OptionGroup):
-    """<os>: arch, machine, firmware (bios/efi) and the boot order."""
+    """<os>: arch, machine, firmware (bios/efi), Secure Boot and the boot order.
+
+    Secure Boot is asked of libvirt's firmware auto-selection (<os firmware='efi'><firmware><feature
+    name='secure-boot'/><feature name='enrolled-keys'/>): it picks the firmware build whose descriptor
+    has both (OVMF with SMM and the Microsoft keys in its variable store template); that firmware
+    needs SMM (<features><smm state='on'/>) and a q35 machine.
+    """
 
     name = "os"
     argument_spec = dict(
         arch=dict(type="str"),
         machine=dict(type="str"),
         firmware=dict(type="str", choices=["bios", "efi"]),
+        secure_boot=dict(type="bool"),
         boot=dict(type="list", elements="str"),
     )
     BOOT_DEVICES = ("hd", "cdrom", "network", "fd")
@@ -321,6 +331,18 @@ class OsGroup(OptionGroup):
             out["machine"] = ctx.host.canonical_machine(params["machine"], params.get("arch"))
         if _set(params, "firmware"):
             out["firmware"] = params["firmware"]
+        if _set(params, "secure_boot"):
+            out["secure_boot"] = params["secure_boot"]
+            if params["secure_boot"]:
+                if params.get("firmware") == "bios":
+                    raise ctx.error("Secure Boot is a UEFI feature", "secure_boot", fix="Set firmware: efi")
+                out["firmware"] = "efi"
+                machine = out.get("machine")
+                if machine and "q35" not in machine:
+                    raise ctx.error("Secure Boot firmware needs a q35 machine, not %s" % machine, "secure_boot",
+                                    fix="Set machine: q35 (a new machine type needs the guest to be redefined)")
+                if not machine and ctx.get("creating") and not ctx.get("base_root_has", {}).get("os"):
+                    out["machine"] = ctx.host.canonical_machine("q35", params.get("arch"))
         if params.get("boot") is not None:
             for i, dev in enumerate(params["boot"]):
                 if dev not in self.BOOT_DEVICES:
@@ -333,7 +355,7 @@ class OsGroup(OptionGroup):
 
     def current(self, root, ctx):
         os_node = root.find("os")
-        out = dict(arch=None, machine=None, firmware="bios", boot=[])
+        out = dict(arch=None, machine=None, firmware="bios", secure_boot=False, boot=[])
         if os_node is None:
             return out
         type_node = os_node.find("type")
@@ -343,6 +365,11 @@ class OsGroup(OptionGroup):
         loader = os_node.find("loader")
         if os_node.get("firmware") == "efi" or (loader is not None and loader.get("type") == "pflash"):
             out["firmware"] = "efi"
+        feature = os_node.find("firmware/feature[@name='secure-boot']")
+        if feature is not None:
+            out["secure_boot"] = feature.get("enabled") == "yes"
+        else:
+            out["secure_boot"] = loader is not None and loader.get("secure") == "yes"
         out["boot"] = [b.get("dev") for b in os_node.iterfind("boot")]
         return out
 
@@ -363,12 +390,44 @@ class OsGroup(OptionGroup):
                 os_node.attrib.pop("firmware", None)
                 remove(os_node.find("loader"))
                 remove(os_node.find("nvram"))
+                remove(os_node.find("firmware"))
+        if "secure_boot" in desired:
+            self._write_secure_boot(root, os_node, type_node, desired["secure_boot"], ctx)
         if "boot" in desired:
             for node in os_node.findall("boot"):
                 remove(node)
             pos = os_node.index(type_node) + 1
             for offset, dev in enumerate(desired["boot"]):
                 os_node.insert(pos + offset, etree.Element("boot", dev=dev))
+
+    @staticmethod
+    def _write_secure_boot(root, os_node, type_node, enabled, ctx):
+        machine = type_node.get("machine") or ""
+        if enabled and machine and "q35" not in machine:
+            raise ctx.error("Secure Boot firmware needs a q35 machine, not %s" % machine, "secure_boot",
+                            fix="Set machine: q35 (a new machine type needs the guest to be redefined)")
+        if os_node.find("firmware") is None and not enabled and os_node.find("loader") is None:
+            return
+        firmware = os_node.find("firmware")
+        if firmware is None:
+            firmware = etree.Element("firmware")
+            os_node.insert(os_node.index(type_node) + 1, firmware)
+        for name in SECURE_BOOT_FEATURES:
+            node = firmware.find("feature[@name='%s']" % name)
+            if node is None:
+                node = etree.SubElement(firmware, "feature")
+            node.set("enabled", "yes" if enabled else "no")
+            node.set("name", name)
+        loader = os_node.find("loader")
+        if loader is not None:
+            # a firmware build chosen for the old setting: auto-selection chooses again
+            for key in ("secure", "type"):
+                loader.attrib.pop(key, None)
+            loader.text = None
+            if not loader.attrib:
+                remove(loader)
+        if enabled:
+            path_element(root, "features/smm", create=True).set("state", "on")
 
 
 def _devices(root):

@@ -41,7 +41,10 @@ BASE_PACKAGES = (
     "systemd-sysv", "udev", "dbus", "initramfs-tools", "iproute2",
     "qemu-guest-agent", "openssh-server",
 )
-BOOTLOADER_PACKAGES = {"grub-pc": ("grub-pc",), "grub-efi": ("grub-efi-amd64", "dosfstools")}
+# grub-efi: GRUB for UEFI, and the signed chain for Secure Boot (Microsoft-signed shim, Debian-signed GRUB;
+# Debian's kernels are signed) - the image boots with Secure Boot on or off
+BOOTLOADER_PACKAGES = {"grub-pc": ("grub-pc",),
+                       "grub-efi": ("grub-efi-amd64", "grub-efi-amd64-signed", "shim-signed", "dosfstools")}
 # grub-efi images: the EFI system partition's size (GRUB's removable-path image and its modules fit
 # many times over: kernels live on the root filesystem)
 ESP_MIB = 128
@@ -218,7 +221,8 @@ def efi_disk_layout(fs_bytes):
 # grub-install for UEFI with the ESP mounted on /boot/efi: the removable-media path (what firmware boots
 # without a boot entry in its NVRAM, as on any machine the image is copied to), no NVRAM writes; then the
 # ESP into fstab by its UUID
-GRUB_INSTALL_EFI = ("grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram && "
+GRUB_INSTALL_EFI = ("grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram "
+                    "--uefi-secure-boot && "
                     "test -f /boot/efi/EFI/BOOT/BOOTX64.EFI && "
                     "u=$(blkid -s UUID -o value $(findmnt -n -o SOURCE /boot/efi)) && test ${#u} -gt 0 && "
                     "echo UUID=$u /boot/efi vfat umask=0077 0 1 >> /etc/fstab")

@@ -146,7 +146,8 @@ class TestBuildArgv:
         recipe = dict(self.recipe, bootloader="grub-efi")
         argv = build.virt_make_fs_argv("virt-make-fs", recipe, "/w/root", "/w/rootfs.raw")
         assert argv == ["virt-make-fs", "--format=raw", "--type=ext4", "--size=+700M", "/w/root", "/w/rootfs.raw"]
-        assert build.include_packages(recipe)[-2:] == ["grub-efi-amd64", "dosfstools"]
+        assert build.include_packages(recipe)[-4:] == ["grub-efi-amd64", "grub-efi-amd64-signed", "shim-signed",
+                                                       "dosfstools"]
 
     def test_efi_layout(self):
         layout = build.efi_disk_layout(1000 * 1024 * 1024 + 1)       # 1000 MiB and a byte

@@ -69,7 +69,7 @@ def test_current_reads_canonical_values(make_ctx):
     ctx = make_ctx("vft-dom-full")
     assert SPEC.group("memory").current(root, ctx) == dict(memory=1024 ** 3, max_memory=2 * 1024 ** 3)
     assert SPEC.group("cpu").current(root, ctx) == dict(vcpus=2, max_vcpus=4, cpu_mode="custom", cpu_model="qemu64")
-    want_os = dict(arch="x86_64", machine="pc-q35-7.2", firmware="efi", boot=["cdrom", "hd"])
+    want_os = dict(arch="x86_64", machine="pc-q35-7.2", firmware="efi", secure_boot=False, boot=["cdrom", "hd"])
     assert SPEC.group("os").current(root, ctx) == want_os
     assert SPEC.group("tags").current(root, ctx) == dict(tags=["prod", "web"])
     nics = SPEC.group("interfaces").current(root, ctx)["items"]
@@ -191,6 +191,42 @@ def test_firmware_and_boot_changes(make_ctx):
     assert sorted(c.path for c in plan.changes) == ["os.boot", "os.firmware"]
     os_node = parse_xml(plan.after_xml).find("os")
     assert os_node.get("firmware") is None and [b.get("dev") for b in os_node.iterfind("boot")] == ["hd"]
+
+
+def test_secure_boot_create_and_compare(make_ctx):
+    plan = create(dict(MINIMAL, secure_boot=True), make_ctx)
+    root = parse_xml(plan.after_xml)
+    os_node = root.find("os")
+    assert os_node.get("firmware") == "efi" and "q35" in os_node.find("type").get("machine")
+    assert {f.get("name"): f.get("enabled") for f in os_node.iterfind("firmware/feature")} == {
+        "secure-boot": "yes", "enrolled-keys": "yes"}
+    assert root.find("features/smm").get("state") == "on"
+    # read back: no change; off is a change that keeps UEFI and asks for firmware without Secure Boot
+    assert update(dict(MINIMAL, secure_boot=True), plan.after_xml, make_ctx).changes == []
+    off = update(dict(MINIMAL, secure_boot=False), plan.after_xml, make_ctx)
+    assert [(c.path, c.before, c.after) for c in off.changes] == [("os.secure_boot", True, False)]
+    assert [f.get("enabled") for f in parse_xml(off.after_xml).iterfind("os/firmware/feature")] == ["no", "no"]
+    # a domain libvirt started on a Secure Boot build (<loader secure='yes'>) reads as on
+    started = plan.after_xml.replace("<os firmware=\"efi\">", "<os firmware=\"efi\"><loader secure=\"yes\"/>")
+    started = started.replace("<firmware>", "<x>").replace("</firmware>", "</x>")
+    assert SPEC.group("os").current(parse_xml(started), None)["secure_boot"]
+
+
+@pytest.mark.parametrize("params,text", [
+    (dict(secure_boot=True, firmware="bios"), "Secure Boot is a UEFI feature"),
+    (dict(secure_boot=True, machine="pc"), "needs a q35 machine"),
+])
+def test_secure_boot_refusals(params, text, make_ctx):
+    with pytest.raises(VirtforgeError, match=text) as err:
+        create(dict(MINIMAL, **params), make_ctx)
+    assert err.value.option == "secure_boot"
+
+
+def test_secure_boot_on_an_i440fx_domain_is_refused(make_ctx):
+    with pytest.raises(VirtforgeError, match="needs a q35 machine"):
+        update(dict(name=FILLED_NAME, secure_boot=True), golden("libvirt_filled.xml"), make_ctx)
+    # asking for it off on a BIOS domain changes nothing
+    assert update(dict(name=FILLED_NAME, secure_boot=False), golden("libvirt_filled.xml"), make_ctx).changes == []
 
 
 def test_graphics_and_channels(make_ctx):
