@@ -88,7 +88,8 @@ options:
     description:
       - Grow the last partition (and its ext2/3/4 filesystem) to the end of the device.
       - MBR (the last partition must be a primary one) or GPT (the partition that starts last grows up to
-        the backup table, which moves to the device's last sectors).
+        the backup table, which moves to the device's last sectors). An EFI system partition that comes last
+        is refused, and so is a device whose logical sectors are not 512 bytes.
     type: bool
     default: false
   firmware:

@@ -110,6 +110,16 @@ def users(path, conn=None, mountinfo="/proc/self/mountinfo", swaps="/proc/swaps"
     return reasons
 
 
+def logical_sector_size(path):
+    """The block device's logical sector size from sysfs, or None where sysfs does not say."""
+    name = os.path.basename(os.path.realpath(path))
+    try:
+        with open("/sys/class/block/%s/queue/logical_block_size" % name) as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def partition_table(path):
     """'gpt', 'mbr' or None from the first two sectors."""
     with open(path, "rb") as handle:

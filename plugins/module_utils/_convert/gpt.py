@@ -179,6 +179,12 @@ def read_back(head, tail, disk_sectors):
     raw[16:20] = b"\0\0\0\0"
     if _crc(bytes(raw)) != fields[3]:
         raise GPTError("the backup GPT header's CRC32 does not match")
-    if tail[:primary["count"] * primary["size"]] != b"".join(e["raw"] for e in primary["entries"]):
+    if fields[10] != disk_sectors - 1 - nsec:
+        raise GPTError("the backup GPT header puts its entries at sector %d, not %d" % (fields[10],
+                                                                                      disk_sectors - 1 - nsec))
+    entries = tail[:primary["count"] * primary["size"]]
+    if entries != b"".join(e["raw"] for e in primary["entries"]):
         raise GPTError("the backup GPT entries differ from the primary ones")
+    if _crc(entries) != fields[13]:
+        raise GPTError("the backup GPT entries' CRC32 does not match")
     return primary

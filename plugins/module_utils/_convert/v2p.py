@@ -199,6 +199,11 @@ class V2P(object):
         if not (p["grow_last_partition"] or efi):
             return {}
         option = "firmware" if efi else "grow_last_partition"
+        sector = blockdev.logical_sector_size(p["device"])
+        if sector not in (None, blockdev.SECTOR):
+            raise VirtforgeError("%s has %d-byte logical sectors: the partition tables this module writes are laid "
+                                 "out for 512-byte sectors" % (p["device"], sector), option=option,
+                                 fix="Write the image without grow_last_partition and firmware: efi")
         kind, parts, table = self._source_table(fmt, option)
         if not parts:
             raise VirtforgeError("%s needs a partition table (MBR or GPT) in the image"
@@ -243,6 +248,10 @@ class V2P(object):
                 out["esp"]["entry_offset"] = blockdev.mbr_entry_offset(free[0])
         if p["grow_last_partition"]:
             last = max(parts, key=lambda x: x["start"])
+            if last["esp"]:
+                raise VirtforgeError("the image's last partition is its EFI system partition (partition %d): "
+                                     "growing it would not grow a filesystem that holds data" % last["number"],
+                                     option="grow_last_partition", fix="Write it without grow_last_partition")
             if last["type"] in EXTENDED:
                 raise VirtforgeError("the last partition is an extended partition", option="grow_last_partition")
             sectors = (esp_start if esp_start is not None else limit) - last["start"]

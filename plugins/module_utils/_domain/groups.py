@@ -365,11 +365,7 @@ class OsGroup(OptionGroup):
         loader = os_node.find("loader")
         if os_node.get("firmware") == "efi" or (loader is not None and loader.get("type") == "pflash"):
             out["firmware"] = "efi"
-        feature = os_node.find("firmware/feature[@name='secure-boot']")
-        if feature is not None:
-            out["secure_boot"] = feature.get("enabled") == "yes"
-        else:
-            out["secure_boot"] = loader is not None and loader.get("secure") == "yes"
+        out["secure_boot"] = self._secure_boot(os_node)
         out["boot"] = [b.get("dev") for b in os_node.iterfind("boot")]
         return out
 
@@ -401,13 +397,24 @@ class OsGroup(OptionGroup):
                 os_node.insert(pos + offset, etree.Element("boot", dev=dev))
 
     @staticmethod
-    def _write_secure_boot(root, os_node, type_node, enabled, ctx):
+    def _secure_boot(os_node):
+        feature = os_node.find("firmware/feature[@name='secure-boot']")
+        if feature is not None:
+            return feature.get("enabled") == "yes"
+        loader = os_node.find("loader")
+        return loader is not None and loader.get("secure") == "yes"
+
+    def _write_secure_boot(self, root, os_node, type_node, enabled, ctx):
+        """Ask auto-selection again, only when the setting changes (the group is rewritten for any change)."""
+        if self._secure_boot(os_node) == enabled:
+            return
         machine = type_node.get("machine") or ""
         if enabled and machine and "q35" not in machine:
             raise ctx.error("Secure Boot firmware needs a q35 machine, not %s" % machine, "secure_boot",
                             fix="Set machine: q35 (a new machine type needs the guest to be redefined)")
-        if os_node.find("firmware") is None and not enabled and os_node.find("loader") is None:
-            return
+        if os_node.get("firmware") != "efi":
+            raise ctx.error("the domain's UEFI firmware is set by path (<loader>), not chosen by libvirt",
+                            "secure_boot", fix="Set firmware: efi as well, to let libvirt choose the firmware")
         firmware = os_node.find("firmware")
         if firmware is None:
             firmware = etree.Element("firmware")
@@ -418,14 +425,14 @@ class OsGroup(OptionGroup):
                 node = etree.SubElement(firmware, "feature")
             node.set("enabled", "yes" if enabled else "no")
             node.set("name", name)
-        loader = os_node.find("loader")
-        if loader is not None:
-            # a firmware build chosen for the old setting: auto-selection chooses again
-            for key in ("secure", "type"):
-                loader.attrib.pop(key, None)
-            loader.text = None
-            if not loader.attrib:
-                remove(loader)
+        # the firmware build and variable store template chosen for the old setting (libvirt 9.2 and later
+        # keep them in the definition, and a template that does not match filters every candidate out):
+        # auto-selection chooses again; the store's own path stays
+        remove(os_node.find("loader"))
+        nvram = os_node.find("nvram")
+        if nvram is not None:
+            for key in ("template", "templateFormat"):
+                nvram.attrib.pop(key, None)
         if enabled:
             path_element(root, "features/smm", create=True).set("state", "on")
 

@@ -197,3 +197,30 @@ def test_v2p_gpt_scripts_do_not_write_mbr_entries(image):
     lines = commands.splitlines()
     assert lines[:2] == ["upload-offset /w/gpt-head /dev/sda 0", "upload-offset /w/gpt-backup /dev/sda 99"]
     assert lines.index("upload /w/generalize.sh /tmp/virtforge-generalize.sh") == 2
+
+
+def test_v2p_gpt_does_not_grow_an_esp_that_comes_last(tmp_path):
+    image = make_disk(tmp_path / "img", 64, "start=2048, size=32MiB, type=%s\nstart=67584, type=%s\n"
+                      % (LINUX_GUID, ESP_GUID))
+    with pytest.raises(VirtforgeError) as err:
+        _layout(image, 256 * 1024 * 1024, grow_last_partition=True)
+    assert err.value.option == "grow_last_partition" and "EFI system partition (partition 2)" in err.value.msg
+
+
+def test_v2p_refuses_layout_changes_on_4k_sector_devices(image, monkeypatch):
+    monkeypatch.setattr(v2p.blockdev, "logical_sector_size", lambda path: 4096)
+    with pytest.raises(VirtforgeError) as err:
+        _layout(image, 256 * 1024 * 1024, grow_last_partition=True)
+    assert err.value.option == "grow_last_partition" and "4096-byte logical sectors" in err.value.msg
+    monkeypatch.setattr(v2p.blockdev, "logical_sector_size", lambda path: 512)
+    assert _layout(image, 256 * 1024 * 1024, grow_last_partition=True)["grow"]["number"] == 2
+
+
+def test_read_back_checks_the_backup_entries_crc(image, tmp_path):
+    table = gpt.parse(head_of(image))
+    out = gpt.layout(table, 128 * MIB)
+    backup = bytearray(out["backup"])
+    backup[-512 + 88] ^= 0xFF            # the backup header's entries CRC (its own CRC then fails first)
+    with pytest.raises(gpt.GPTError, match="CRC32"):
+        gpt.read_back(out["head"], bytes(backup), 128 * MIB)
+    assert gpt.partitions(gpt.read_back(out["head"], out["backup"], 128 * MIB))[1]["number"] == 2

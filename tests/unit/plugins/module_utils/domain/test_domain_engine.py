@@ -212,6 +212,44 @@ def test_secure_boot_create_and_compare(make_ctx):
     assert SPEC.group("os").current(parse_xml(started), None)["secure_boot"]
 
 
+# the <os> of a Secure Boot domain as libvirt 9.2 and later store it: the firmware chosen at define time
+STORED_SB = ('''<os firmware="efi"><type arch="x86_64" machine="pc-q35-7.2">hvm</type><firmware>'''
+             '''<feature enabled="yes" name="enrolled-keys"/><feature enabled="yes" name="secure-boot"/></firmware>'''
+             '''<loader readonly="yes" secure="yes" type="pflash">/usr/share/OVMF/OVMF_CODE_4M.ms.fd</loader>'''
+             '''<nvram template="/usr/share/OVMF/OVMF_VARS_4M.ms.fd">/var/lib/libvirt/qemu/nvram/x_VARS.fd</nvram>'''
+             '''<boot dev="hd"/></os>''')
+
+
+def _with_os(xml, os_xml):
+    root = parse_xml(xml)
+    root.replace(root.find("os"), parse_xml(os_xml))
+    return to_xml(root)
+
+
+def test_secure_boot_off_on_a_stored_firmware_choice(make_ctx):
+    xml = _with_os(create(MINIMAL, make_ctx).after_xml, STORED_SB)
+    assert update(dict(MINIMAL, secure_boot=True), xml, make_ctx).changes == []
+    off = parse_xml(update(dict(MINIMAL, secure_boot=False), xml, make_ctx).after_xml).find("os")
+    # the old build and template go (a template that does not match filters every candidate out); the store stays
+    assert off.find("loader") is None
+    assert off.find("nvram").attrib == {} and off.find("nvram").text.endswith("x_VARS.fd")
+    assert [f.get("enabled") for f in off.iterfind("firmware/feature")] == ["no", "no"]
+    # another change in the group leaves the firmware choice alone
+    boot = parse_xml(update(dict(MINIMAL, secure_boot=True, boot=["cdrom", "hd"]), xml, make_ctx).after_xml)
+    assert boot.find("os/loader").text.endswith("OVMF_CODE_4M.ms.fd")
+    assert boot.find("os/nvram").get("template").endswith("OVMF_VARS_4M.ms.fd")
+
+
+def test_secure_boot_on_a_firmware_given_by_path_is_refused(make_ctx):
+    os_xml = ('''<os><type arch="x86_64" machine="pc-q35-7.2">hvm</type>'''
+              '''<loader readonly="yes" secure="yes" type="pflash">/usr/share/OVMF/OVMF_CODE_4M.secboot.fd</loader>'''
+              '''</os>''')
+    xml = _with_os(create(MINIMAL, make_ctx).after_xml, os_xml)
+    with pytest.raises(VirtforgeError, match="set by path") as err:
+        update(dict(MINIMAL, secure_boot=False), xml, make_ctx)
+    assert err.value.option == "secure_boot"
+
+
 @pytest.mark.parametrize("params,text", [
     (dict(secure_boot=True, firmware="bios"), "Secure Boot is a UEFI feature"),
     (dict(secure_boot=True, machine="pc"), "needs a q35 machine"),
