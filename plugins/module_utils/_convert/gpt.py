@@ -179,9 +179,9 @@ def read_back(head, tail, disk_sectors):
     raw[16:20] = b"\0\0\0\0"
     if _crc(bytes(raw)) != fields[3]:
         raise GPTError("the backup GPT header's CRC32 does not match")
-    if fields[10] != disk_sectors - 1 - nsec:
-        raise GPTError("the backup GPT header puts its entries at sector %d, not %d" % (fields[10],
-                                                                                      disk_sectors - 1 - nsec))
+    want = disk_sectors - 1 - nsec
+    if fields[10] != want:
+        raise GPTError("the backup GPT header puts its entries at sector %d, not %d" % (fields[10], want))
     entries = tail[:primary["count"] * primary["size"]]
     if entries != b"".join(e["raw"] for e in primary["entries"]):
         raise GPTError("the backup GPT entries differ from the primary ones")
