@@ -17,8 +17,8 @@ PKGS=(
   swtpm swtpm-tools
   # the rest of what the host_build role installs on a Debian host (its test then finds them all present)
   python3-libvirt python3-lxml ovmf
-  # misc tools used by tests
-  xmlstarlet genisoimage rsync git make shellcheck openssl procps
+  # misc tools used by tests (fdisk: sfdisk reads and checks the partition tables V2P writes)
+  xmlstarlet genisoimage rsync git make shellcheck openssl procps fdisk
   # virt-xml-validate (libvirt-clients) runs xmllint
   libxml2-utils
 )
