@@ -137,8 +137,8 @@ notes:
   - The guest needs the drivers of the target's hardware in its kernel. Debian's cloud kernel
     (C(linux-image-cloud-amd64)) has no AHCI, e1000 or most physical NIC drivers; its generic kernel
     (C(linux-image-amd64)) has them.
-  - A GPT image written with O(firmware=bios) and without O(grow_last_partition) is copied as it is, its
-    backup table at the image's end rather than the device's (C(sgdisk -e) moves it later).
+  - A GPT image written onto a larger device gets its backup table at the device's end even without
+    O(grow_last_partition) (its partitions stay as they are; the whole device is written).
   - Secure Boot - an image's own ESP is kept as it is (an image made with M(virtforge.libvirt.image_build)
     O(virtforge.libvirt.image_build#module:bootloader=grub-efi) carries shim and signed GRUB and boots with
     Secure Boot on). Where this module installs GRUB for UEFI, a guest with Debian's/Ubuntu's C(shim-signed)
@@ -230,7 +230,7 @@ guest_warnings:
   type: list
   elements: str
 timing:
-  description: Seconds per phase (overlay, generalize, copy, verify, record check) and in total.
+  description: Seconds per phase (overlay, generalize or, with O(generalize=false), layout, copy, verify, record check) and in total.
   returned: always
   type: dict
 log_path:

@@ -171,7 +171,8 @@ class V2P(object):
                                   self._sectors(overlay, "qcow2", nsec, skip=disk - nsec), disk)
         except gpt.GPTError as exc:
             raise VirtforgeError("the overlay's GPT is not as planned (%s); nothing was written to the device" % exc,
-                                 option="grow_last_partition" if plan.get("grow") else "firmware") from None
+                                 option="grow_last_partition" if plan.get("grow") else
+                                 "firmware" if plan.get("esp") else "src") from None
         parts = {x["number"]: x for x in gpt.partitions(table)}
         grow, esp = plan.get("grow"), plan.get("esp")
         if grow and parts.get(grow["number"], {}).get("sectors") != grow["sectors"]:
@@ -182,6 +183,22 @@ class V2P(object):
             if (got.get("esp"), got.get("start"), got.get("sectors")) != (True, esp["start"], esp["sectors"]):
                 raise VirtforgeError("the EFI system partition %d is not in the GPT as planned (%s); nothing was "
                                      "written to the device" % (esp["number"], got or "no entry"), option="firmware")
+
+    def _gpt_relocation(self, fmt, size, need):
+        """A GPT image copied as it is onto a larger device: its backup table moved to the device's end.
+
+        Nothing else changes. Where that cannot be done (an MBR, a GPT this module cannot read, a device
+        with other than 512-byte sectors) the image is copied as it is, as before.
+        """
+        if size <= need or blockdev.logical_sector_size(self.params["device"]) not in (None, blockdev.SECTOR):
+            return {}
+        try:
+            _kind, _parts, table = self._source_table(fmt, "src")
+        except VirtforgeError:
+            return {}
+        if table is None:
+            return {}
+        return dict(length=size, gpt=gpt.layout(table, size // blockdev.SECTOR))
 
     def _layout_plan(self, fmt, size, need):
         """Partition changes: the last partition grown, an EFI system partition added (MBR or GPT).
@@ -197,7 +214,7 @@ class V2P(object):
         p = self.params
         efi = p["firmware"] == "efi"
         if not (p["grow_last_partition"] or efi):
-            return {}
+            return self._gpt_relocation(fmt, size, need)
         option = "firmware" if efi else "grow_last_partition"
         sector = blockdev.logical_sector_size(p["device"])
         if sector not in (None, blockdev.SECTOR):
@@ -288,7 +305,7 @@ class V2P(object):
                 if plan["length"] > overlay_size:
                     overlay_size = plan["length"]
                     self.runner.run(["qemu-img", "resize", "-q", overlay, str(overlay_size)], what="qemu-img resize")
-            layout = plan.get("grow") or plan.get("esp")
+            layout = plan.get("grow") or plan.get("esp") or plan.get("gpt")
             uploads = []
             if plan.get("gpt"):
                 for name, data, offset in (("gpt-head", plan["gpt"]["head"], 0),
@@ -298,7 +315,9 @@ class V2P(object):
                         handle.write(data)
                     uploads.append((path, offset))
             if p["generalize"] or layout:
-                with self.log.phase("generalize", "one libguestfs run"):
+                phase = ("generalize", "one libguestfs run") if p["generalize"] else (
+                    "layout", "one libguestfs run: partition tables and filesystem growth only")
+                with self.log.phase(*phase):
                     script = os.path.join(work, "generalize.sh")
                     with open(script, "w") as handle:
                         disk_sectors = overlay_size // blockdev.SECTOR

@@ -224,3 +224,19 @@ def test_read_back_checks_the_backup_entries_crc(image, tmp_path):
     with pytest.raises(gpt.GPTError, match="CRC32"):
         gpt.read_back(out["head"], bytes(backup), 128 * MIB)
     assert gpt.partitions(gpt.read_back(out["head"], out["backup"], 128 * MIB))[1]["number"] == 2
+
+
+def test_v2p_gpt_copied_as_it_is_gets_its_backup_at_the_device_end(image, tmp_path, monkeypatch):
+    out = _layout(image, 256 * 1024 * 1024)                     # firmware: bios, no growth
+    assert set(out) == {"length", "gpt"} and out["length"] == 256 * 1024 * 1024
+    dev = tmp_path / "dev"
+    write_layout(image, dev, 256, out["gpt"])
+    rc, text = verify(dev)
+    assert rc == 0, text
+    before, after = sfdisk_json(image)["partitions"], sfdisk_json(dev)["partitions"]
+    assert [(p["start"], p["size"]) for p in after] == [(p["start"], p["size"]) for p in before]
+    assert sfdisk_json(dev)["lastlba"] == 256 * MIB - 34
+    # nothing to move on a device of the image's size, on 4096-byte sectors, or for an MBR
+    assert _layout(image, 64 * 1024 * 1024) == {}
+    monkeypatch.setattr(v2p.blockdev, "logical_sector_size", lambda path: 4096)
+    assert _layout(image, 256 * 1024 * 1024) == {}
