@@ -230,7 +230,8 @@ guest_warnings:
   type: list
   elements: str
 timing:
-  description: Seconds per phase (overlay, generalize or, with O(generalize=false), layout, copy, verify, record check) and in total.
+  description: Seconds per phase (overlay, generalize or, with O(generalize=false), layout, copy, verify,
+    record check) and in total.
   returned: always
   type: dict
 log_path:
