@@ -219,10 +219,20 @@ def test_v2p_refuses_layout_changes_on_4k_sector_devices(image, monkeypatch):
 def test_read_back_checks_the_backup_entries_crc(image, tmp_path):
     table = gpt.parse(head_of(image))
     out = gpt.layout(table, 128 * MIB)
-    backup = bytearray(out["backup"])
-    backup[-512 + 88] ^= 0xFF            # the backup header's entries CRC (its own CRC then fails first)
-    with pytest.raises(gpt.GPTError, match="CRC32"):
-        gpt.read_back(out["head"], bytes(backup), 128 * MIB)
+
+    def resealed(offset, size):
+        """The backup with one header field changed and the header's own CRC made valid again."""
+        backup = bytearray(out["backup"])
+        at = len(backup) - 512
+        backup[at + offset:at + offset + size] = bytes(b ^ 0xFF for b in backup[at + offset:at + offset + size])
+        backup[at + 16:at + 20] = bytes(4)
+        backup[at + 16:at + 20] = gpt._crc(bytes(backup[at:at + 92])).to_bytes(4, "little")
+        return bytes(backup)
+
+    with pytest.raises(gpt.GPTError, match="entries' CRC32 does not match"):
+        gpt.read_back(out["head"], resealed(88, 4), 128 * MIB)
+    with pytest.raises(gpt.GPTError, match="puts its entries at sector"):
+        gpt.read_back(out["head"], resealed(72, 8), 128 * MIB)
     assert gpt.partitions(gpt.read_back(out["head"], out["backup"], 128 * MIB))[1]["number"] == 2
 
 
