@@ -261,12 +261,7 @@ def _esp_lines(esp):
         "echo 'VF-FAIL: EFI system partition: mkfs.fat'; exit 1; }",
         "mkdir -p /boot/efi",
         "mount -t vfat \"$esp\" /boot/efi || " + fail % "mounting $esp on /boot/efi",
-        SECURE_BOOT_PROBE,
-        "grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram $sb"
-        " >/tmp/vf-grub-efi.log 2>&1 || { cat /tmp/vf-grub-efi.log; umount /boot/efi;"
-        " echo 'VF-FAIL: EFI system partition: grub-install'; exit 1; }",
-        "[ -f /boot/efi/EFI/BOOT/BOOTX64.EFI ] || { umount /boot/efi; "
-        + fail % "grub-install wrote no EFI/BOOT/BOOTX64.EFI" + "; }",
+    ] + _grub_efi_removable_lines(lambda reason: "{ umount /boot/efi; %s; }" % (fail % reason)) + [
         "umount /boot/efi",
         "uuid=$(blkid -p -s UUID -o value \"$esp\")",
         "[ -n \"$uuid\" ] || " + fail % "no UUID on $esp",
@@ -275,6 +270,18 @@ def _esp_lines(esp):
         "change \"EFI system partition %d (%d MiB, FAT32, UUID $uuid) at sector %d, mounted on /boot/efi by"
         " fstab\"" % (number, sectors // 2048, start),
         "change 'GRUB for UEFI installed (EFI/BOOT/BOOTX64.EFI, the removable-media path); BIOS boot code kept'",
+    ]
+
+
+def _grub_efi_removable_lines(failing):
+    """GRUB for UEFI on the removable-media path of the ESP mounted on /boot/efi, with the guest's own
+    grub-install; the signed chain (shim as BOOTX64.EFI, Debian's signed GRUB) when the guest has both.
+    ``failing(reason)`` is the shell group that undoes what the caller mounted and fails the run."""
+    return [
+        SECURE_BOOT_PROBE,
+        "grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram $sb"
+        " >/tmp/vf-grub-efi.log 2>&1 || { cat /tmp/vf-grub-efi.log; %s; }" % failing("grub-install"),
+        "[ -f /boot/efi/EFI/BOOT/BOOTX64.EFI ] || " + failing("grub-install wrote no EFI/BOOT/BOOTX64.EFI"),
         "[ -z \"$sb\" ] || change 'signed chain for Secure Boot: shim as BOOTX64.EFI, signed GRUB'",
     ]
 
@@ -302,11 +309,7 @@ def _existing_esp_lines(number):
         "else",
         "  [ -d /usr/lib/grub/x86_64-efi ] && command -v grub-install >/dev/null 2>&1 || "
         + fail % "no EFI/BOOT/BOOTX64.EFI and no GRUB for UEFI to put there (Debian and Ubuntu: grub-efi-amd64-bin)",
-        "  " + SECURE_BOOT_PROBE,
-        "  grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram $sb"
-        " >/tmp/vf-grub-efi.log 2>&1 || { cat /tmp/vf-grub-efi.log; " + (fail % "grub-install")[2:],
-        "  [ -f /boot/efi/EFI/BOOT/BOOTX64.EFI ] || " + fail % "grub-install wrote no EFI/BOOT/BOOTX64.EFI",
-        "  [ -z \"$sb\" ] || change 'signed chain for Secure Boot: shim as BOOTX64.EFI, signed GRUB'",
+    ] + ["  " + line for line in _grub_efi_removable_lines(lambda reason: fail % reason)] + [
         "  change 'GRUB for UEFI installed on the removable-media path of EFI system partition %d' "
         "'(EFI/BOOT/BOOTX64.EFI: firmware without a boot entry boots it)'" % number,
         "fi",

@@ -205,6 +205,29 @@ def test_esp_script_writes_the_exact_entry():
     assert "/boot/efi vfat umask=0077 0 1" in script
 
 
+@pytest.mark.parametrize("esp", [ESP, dict(number=1, existing=True)], ids=["new", "existing"])
+def test_esp_grub_install_is_the_signed_chain_when_the_guest_has_it(esp, tmp_path):
+    script = generalize.layout_script(None, esp, 4096)
+    subprocess.run(["sh", "-n"], input=script.encode(), check=True)
+    assert generalize.SECURE_BOOT_PROBE in script
+    assert "--removable --no-nvram $sb" in script
+    assert "change 'signed chain for Secure Boot: shim as BOOTX64.EFI, signed GRUB'" in script
+    # a failing grub-install unmounts the ESP the script mounted and fails the run
+    line = [x.strip() for x in script.splitlines() if x.strip().startswith("grub-install ")][0]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool, body in (("grub-install", "echo no space >&2; exit 1"), ("umount", "echo umount \"$@\"")):
+        (bin_dir / tool).write_text("#!/bin/sh\n%s\n" % body)
+        (bin_dir / tool).chmod(0o755)
+    env = dict(os.environ, PATH="%s:/usr/bin:/bin" % bin_dir)
+    run = subprocess.run(["sh", "-c", "mounted=1; " + line.replace("/tmp/vf-grub-efi.log", str(tmp_path / "log"))],
+                         capture_output=True, text=True, check=False, env=env)
+    assert run.returncode == 1
+    assert run.stdout.splitlines() == ["no space", "umount /boot/efi",
+                                       "VF-FAIL: EFI system partition%s: grub-install"
+                                       % (" 1" if esp.get("existing") else "")]
+
+
 def test_esp_fstab_line_replaces_an_old_one(tmp_path):
     script = generalize.layout_script(None, ESP, 4096)
     sed = [x for x in script.splitlines() if x.startswith("sed -i ") and "/boot/efi" in x][0]
