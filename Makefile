@@ -58,7 +58,7 @@ host-image: deps
 	@bash tests/lab/golden-image.sh --host
 
 ruff: venv
-	$(VENV)/bin/ruff check plugins tests benchmarks
+	$(VENV)/bin/ruff check plugins tests benchmarks extensions
 
 ansible-lint: venv collection
 	cd $(ROOT) && $(VENV)/bin/ansible-lint --profile production --offline
