@@ -5,8 +5,9 @@
   throughput. The disk holds COPY_DATA_MIB of incompressible data (and as much again unallocated), so the
   copy itself, not process start-up, is what is timed. The two alternate for COPY_ROUNDS rounds, each
   round with the other one first (the same command varies by up to 2x from run to run on our VM storage,
-  and a run right after another copy differs from one after a pause); the ratio is of the medians, the
-  best-of ratio is kept beside it.
+  and a run right after another copy differs from one after a pause); before each timed run dirty pages
+  are written back and the CPUs left to go idle (common.settle), so no run pays for the writeback of the
+  copy before it; the ratio is of the medians, the best-of ratio is kept beside it.
 * total: the whole ``v2v`` task (virt-v2v inspection and fix-up, then the domain defined through the
   engine) against ``virt-v2v -i disk ... -o local`` run by hand with the same environment. Target <= 1.15x.
 
@@ -26,7 +27,7 @@ COPY_DATA_MIB = int(os.environ.get("VF_BENCH_COPY_MIB", "2048"))
 COPY_ROUNDS = int(os.environ.get("VF_BENCH_COPY_ROUNDS", "6"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import timed  # noqa: E402
+from common import settle, timed  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, "..", ".build", "collections"))
 
 
@@ -84,6 +85,7 @@ def _bench(here, playbook, record, total):
 
     def run_plain(attempt):
         target = os.path.join(here, "plain-%d.qcow2" % attempt)
+        settle()
         plain.append(_timed(["qemu-img", "convert", "-f", "vmdk", "-O", "qcow2", data, target]))
         os.unlink(target)
 
@@ -91,6 +93,7 @@ def _bench(here, playbook, record, total):
         outdir = os.path.join(here, "copy-%d" % attempt)
         os.makedirs(outdir)
         result = os.path.join(here, "result.json")
+        settle()
         playbook(play, dict(bench_name="bench-cv-copy", bench_src=data, bench_dir=outdir, bench_inspect=False,
                             bench_result=result))
         with open(result) as handle:

@@ -37,6 +37,27 @@ def count_running(prefix):
     return n
 
 
+def _cpu_ticks():
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)   # busy, all (idle and iowait are not busy)
+
+
+def settle(max_wait=20.0, window=0.5, idle_share=0.9):
+    """Before a timed run: dirty pages written back (sync), then a wait until the CPUs are idle again, so a
+    variant does not pay for the teardown or writeback of the one before it (50 QEMU processes exiting,
+    2 GiB of a copy still being flushed). Every variant gets the same; returns the seconds waited."""
+    start = time.monotonic()
+    os.sync()
+    while time.monotonic() - start < max_wait:
+        busy0, all0 = _cpu_ticks()
+        time.sleep(window)
+        busy1, all1 = _cpu_ticks()
+        if all1 > all0 and (busy1 - busy0) / float(all1 - all0) <= 1 - idle_share:
+            break
+    return time.monotonic() - start
+
+
 def timed(argv, env=None, cwd=ROOT):
     full = dict(os.environ)
     full.update(env or {})

@@ -16,7 +16,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import ROOT, cleanup, count_running, timed, tiny_domain_xml  # noqa: E402
+from common import ROOT, cleanup, count_running, settle, timed, tiny_domain_xml  # noqa: E402
 
 VENV = os.environ.get("VF_BENCH_VENV", os.path.join(ROOT, ".build", "bench-venv"))
 PY = os.path.join(VENV, "bin", "python")
@@ -79,6 +79,7 @@ def bench_bulk(count):
         ]
         for key, label, run in cases:
             cleanup(prefix)
+            settle()
             seconds = run()
             running = count_running(prefix)
             if running != count:
@@ -87,6 +88,7 @@ def bench_bulk(count):
             record("bulk", label, seconds)
             if key == "ours":
                 # the same task again, with all domains already defined and running
+                settle()
                 seconds = playbook(os.path.join(HERE, "playbooks", "bulk_ours.yml"), ours_vars)[0]
                 out["ours_noop"] = seconds
                 record("bulk", "virtforge.libvirt.domain, nothing to change", seconds)
