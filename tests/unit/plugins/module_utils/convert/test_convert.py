@@ -205,27 +205,59 @@ def test_esp_script_writes_the_exact_entry():
     assert "/boot/efi vfat umask=0077 0 1" in script
 
 
+def test_secure_boot_probe_needs_both_shim_and_signed_grub(tmp_path):
+    probe = generalize.SECURE_BOOT_PROBE.replace("/usr/lib", str(tmp_path))
+    assert probe != generalize.SECURE_BOOT_PROBE
+
+    def sb():
+        return subprocess.run(["sh", "-c", probe + '; echo "[$sb]"'], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    assert sb() == "[]"
+    (tmp_path / "shim").mkdir()
+    (tmp_path / "shim" / "shimx64.efi.signed").write_text("")
+    assert sb() == "[]"                                  # shim without Debian's signed GRUB
+    (tmp_path / "grub" / "x86_64-efi-signed").mkdir(parents=True)
+    assert sb() == "[--uefi-secure-boot]"
+
+
+def _grub_line(script, start):
+    return [x.strip() for x in script.splitlines() if x.strip().startswith(start)][0]
+
+
 @pytest.mark.parametrize("esp", [ESP, dict(number=1, existing=True)], ids=["new", "existing"])
-def test_esp_grub_install_is_the_signed_chain_when_the_guest_has_it(esp, tmp_path):
+def test_esp_grub_install_failures_unmount_what_the_script_mounted(esp, tmp_path):
     script = generalize.layout_script(None, esp, 4096)
     subprocess.run(["sh", "-n"], input=script.encode(), check=True)
-    assert generalize.SECURE_BOOT_PROBE in script
     assert "--removable --no-nvram $sb" in script
     assert "change 'signed chain for Secure Boot: shim as BOOTX64.EFI, signed GRUB'" in script
-    # a failing grub-install unmounts the ESP the script mounted and fails the run
-    line = [x.strip() for x in script.splitlines() if x.strip().startswith("grub-install ")][0]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool, body in (("grub-install", "echo no space >&2; exit 1"), ("umount", "echo umount \"$@\"")):
         (bin_dir / tool).write_text("#!/bin/sh\n%s\n" % body)
         (bin_dir / tool).chmod(0o755)
     env = dict(os.environ, PATH="%s:/usr/bin:/bin" % bin_dir)
-    run = subprocess.run(["sh", "-c", "mounted=1; " + line.replace("/tmp/vf-grub-efi.log", str(tmp_path / "log"))],
-                         capture_output=True, text=True, check=False, env=env)
-    assert run.returncode == 1
-    assert run.stdout.splitlines() == ["no space", "umount /boot/efi",
-                                       "VF-FAIL: EFI system partition%s: grub-install"
-                                       % (" 1" if esp.get("existing") else "")]
+    where = " 1" if esp.get("existing") else ""
+
+    def run(line, mounted):
+        line = line.replace("/tmp/vf-grub-efi.log", str(tmp_path / "log"))
+        return subprocess.run(["sh", "-c", "mounted=%s; %s" % (mounted, line)],
+                              capture_output=True, text=True, check=False, env=env)
+
+    # a failing grub-install: its output, the ESP unmounted, the run failed
+    out = run(_grub_line(script, "grub-install "), "1")
+    assert out.returncode == 1
+    assert out.stdout.splitlines() == ["no space", "umount /boot/efi",
+                                       "VF-FAIL: EFI system partition%s: grub-install" % where]
+    # grub-install that wrote no BOOTX64.EFI (the path is not there on this machine either)
+    out = run(_grub_line(script, "[ -f /boot/efi/EFI/BOOT/BOOTX64.EFI ] ||"), "1")
+    assert out.returncode == 1
+    assert out.stdout.splitlines() == ["umount /boot/efi", "VF-FAIL: EFI system partition%s: grub-install wrote no "
+                                       "EFI/BOOT/BOOTX64.EFI" % where]
+    if esp.get("existing"):
+        # an ESP that guestfish mounted (the guest's fstab names it) is left mounted
+        out = run(_grub_line(script, "grub-install "), "''")
+        assert out.returncode == 1 and "umount /boot/efi" not in out.stdout.splitlines()
 
 
 def test_esp_fstab_line_replaces_an_old_one(tmp_path):
