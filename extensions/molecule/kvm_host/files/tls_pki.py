@@ -4,8 +4,10 @@ guest's management address and a client certificate, in the file names libvirt l
     python tls_pki.py DIR ADDRESS
 
 writes DIR/cacert.pem, DIR/servercert.pem, DIR/serverkey.pem (installed on the guest under /etc/pki) and
-DIR/clientcert.pem, DIR/clientkey.pem (the controller's pkipath). An existing DIR is kept as it is, so a
-second run changes nothing. Uses the cryptography package that ansible-core depends on.
+DIR/clientcert.pem, DIR/clientkey.pem (the controller's pkipath), and DIR/address. A DIR made for the same
+address is kept as it is, so a second run changes nothing (and prints nothing); for another address (the
+guest made again with another lease) everything is made anew. Prints "made" when it wrote the files. Uses
+the cryptography package that ansible-core depends on.
 """
 
 import datetime
@@ -55,8 +57,11 @@ def _write(path, data, mode):
 
 
 def main(directory, address):
-    if os.path.exists(os.path.join(directory, "clientkey.pem")):
-        return 0
+    recorded = os.path.join(directory, "address")
+    if os.path.exists(recorded):
+        with open(recorded) as handle:
+            if handle.read().strip() == address:
+                return 0
     os.makedirs(directory, mode=0o700, exist_ok=True)
     ca_key = _key()
     ca_name = _name(u"virtforge molecule CA")
@@ -74,6 +79,8 @@ def main(directory, address):
     for fname, key in (("serverkey.pem", server_key), ("clientkey.pem", client_key)):
         _write(os.path.join(directory, fname),
                key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), 0o600)
+    _write(recorded, (address + "\n").encode(), 0o644)   # last: the files above are complete
+    print("made")
     return 0
 
 
