@@ -38,9 +38,11 @@ def count_running(prefix):
 
 
 def _cpu_ticks():
+    """(busy, all) ticks of all CPUs: user, nice, system, irq and softirq are busy; idle and iowait are not;
+    steal is time the CPUs were not ours (counted in all only); guest time is already inside user and nice."""
     with open("/proc/stat") as handle:
-        fields = [int(x) for x in handle.readline().split()[1:]]
-    return sum(fields) - fields[3] - fields[4], sum(fields)   # busy, all (idle and iowait are not busy)
+        user, nice, system, idle, iowait, irq, softirq, steal = [int(x) for x in handle.readline().split()[1:9]]
+    return user + nice + system + irq + softirq, user + nice + system + idle + iowait + irq + softirq + steal
 
 
 def settle(max_wait=20.0, window=0.5, idle_share=0.9):
@@ -54,7 +56,8 @@ def settle(max_wait=20.0, window=0.5, idle_share=0.9):
         time.sleep(window)
         busy1, all1 = _cpu_ticks()
         if all1 > all0 and (busy1 - busy0) / float(all1 - all0) <= 1 - idle_share:
-            break
+            return time.monotonic() - start
+    print("  (the CPUs were still busy after %.0f s of waiting: timed anyway)" % max_wait, flush=True)
     return time.monotonic() - start
 
 
