@@ -137,6 +137,7 @@ def recipe_from_params(params):
         kernel=kernel,
         packages=sorted(packages),
         bootloader=params["bootloader"],
+        base_packages=_base_packages(kernel, params["bootloader"]),
         filesystem="ext4",
         format=params["format"],
         free_space=int(free_space),
@@ -157,15 +158,22 @@ def public_recipe(recipe):
 
 
 def include_packages(recipe):
-    """What debootstrap installs: the base every image has, the kernel and the bootloader.
+    """What debootstrap installs: the recipe's ``base_packages`` (the base every image has, the kernel and
+    the bootloader).
 
     The recipe's extra packages are installed afterwards with apt-get in the new tree: debootstrap
     configures --include packages without dependency ordering, which breaks packages such as
     cloud-init (python3-cryptography fails to configure).
     """
-    packages = list(BASE_PACKAGES) + [recipe["kernel"]] + list(BOOTLOADER_PACKAGES[recipe["bootloader"]])
+    return list(recipe["base_packages"])
+
+
+def _base_packages(kernel, bootloader):
+    """The recipe's ``base_packages``: the collection's base set, the kernel and the bootloader's packages,
+    in debootstrap's order, each once. Part of the recipe, so a change of the collection's lists (a new
+    bootloader package) is a new recipe and the cached image is rebuilt."""
     seen = []
-    for name in packages:
+    for name in list(BASE_PACKAGES) + [kernel] + list(BOOTLOADER_PACKAGES[bootloader]):
         if name not in seen:
             seen.append(name)
     return seen

@@ -55,6 +55,21 @@ class TestRecipe:
         assert build.recipe_hash(build.recipe_from_params(build_params(**change))) != \
             build.recipe_hash(build.recipe_from_params(build_params()))
 
+    def test_the_collections_package_lists_are_part_of_the_recipe(self, monkeypatch):
+        # a bootloader package added in a later release of the collection is a new recipe: rebuilt, not
+        # served from the cache under the old hash
+        before = build.recipe_from_params(build_params(bootloader="grub-efi"))
+        assert before["base_packages"][-4:] == list(build.BOOTLOADER_PACKAGES["grub-efi"])
+        assert before["base_packages"].count("linux-image-cloud-amd64") == 1
+        lists = dict(build.BOOTLOADER_PACKAGES, **{"grub-efi": build.BOOTLOADER_PACKAGES["grub-efi"] + ("mokutil",)})
+        monkeypatch.setattr(build, "BOOTLOADER_PACKAGES", lists)
+        after = build.recipe_from_params(build_params(bootloader="grub-efi"))
+        assert build.recipe_hash(after) != build.recipe_hash(before)
+        assert "mokutil" in build.include_packages(after)
+        monkeypatch.setattr(build, "BASE_PACKAGES", build.BASE_PACKAGES + ("less",))
+        assert build.recipe_hash(build.recipe_from_params(build_params(bootloader="grub-efi"))) != \
+            build.recipe_hash(after)
+
     @pytest.mark.parametrize("change", [
         dict(cache_dir="/tmp/other"), dict(dest="/tmp/x.qcow2"), dict(dest_mode="symlink"),
         dict(log_path="/tmp/log"), dict(package_cache="/tmp/debs"), dict(force=True),
@@ -143,7 +158,7 @@ class TestBuildArgv:
                         "/w/root", "/w/image.qcow2"]
 
     def test_virt_make_fs_bare_filesystem_for_uefi(self):
-        recipe = dict(self.recipe, bootloader="grub-efi")
+        recipe = build.recipe_from_params(build_params(bootloader="grub-efi", free_space="700M"))
         argv = build.virt_make_fs_argv("virt-make-fs", recipe, "/w/root", "/w/rootfs.raw")
         assert argv == ["virt-make-fs", "--format=raw", "--type=ext4", "--size=+700M", "/w/root", "/w/rootfs.raw"]
         assert build.include_packages(recipe)[-4:] == ["grub-efi-amd64", "grub-efi-amd64-signed", "shim-signed",
