@@ -58,7 +58,7 @@ def settle(max_wait=20.0, window=0.5, idle_share=0.9, quiet=None):
     handed back over several seconds, and touching it again then costs a fault in the host. A command
     started right after a large free therefore runs faster than the same command started seconds later
     (measured: the same 2 GiB ``qemu-img convert`` took 2.0-2.1 s started 0.6 s after the previous copy
-    was removed, 2.8-3.0 s after 3 s, 3.8-4.0 s after 8 s, 4.1-5.0 s after 15-30 s), and a variant that
+    was removed, 2.8-3.1 s after 3.6 s, 3.8-4.0 s after 8.6 s, 4.1-5.0 s after 15.6-30.6 s), and a variant that
     starts through ansible-playbook reaches its work seconds later than a plain command. After the quiet
     period both start in the settled state. Every variant gets the same; the wait is not timed; returns
     the seconds waited."""
