@@ -336,10 +336,18 @@ def _fake_initramfs_guest(root, listing):
     return dict(os.environ, VF_ROOT=str(root), PATH="%s:%s" % (bin_dir, os.environ["PATH"]))
 
 
-def _run_initramfs(env, extra=()):
+def _run_initramfs_lines(env, extra=()):
+    """The initramfs part of the guest script under ``sh -e``, its tool logs under $VF_ROOT (not /tmp)."""
     script = "\n".join(["change() { echo \"VF-CHANGE: $*\"; }", "warn() { echo \"VF-WARN: $*\"; }"]
                        + generalize._initramfs_lines(extra))
-    proc = subprocess.run(["sh", "-e"], input=script.encode(), env=env, capture_output=True, check=True)
+    for log in ("/tmp/vf-initramfs.log", "/tmp/vf-dracut.log"):
+        script = script.replace(log, env["VF_ROOT"] + log.replace("/tmp/", "/"))
+    return subprocess.run(["/bin/sh", "-e"], input=script.encode(), env=env, capture_output=True, check=False)
+
+
+def _run_initramfs(env, extra=()):
+    proc = _run_initramfs_lines(env, extra)
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     return generalize.parse_output(proc.stdout.decode())[0]
 
 
@@ -383,12 +391,6 @@ def test_initramfs_extra_module_not_in_it_forces_regeneration(tmp_path):
     assert changes[-1] == "initramfs regenerated for every installed kernel" and "6.1.0-9-amd64:e1000e" in changes[0]
 
 
-def _run_initramfs_lines(env, log):
-    script = "\n".join(["change() { echo \"VF-CHANGE: $*\"; }", "warn() { echo \"VF-WARN: $*\"; }"]
-                       + generalize._initramfs_lines()).replace("/tmp/vf-dracut.log", str(log))
-    return subprocess.run(["/bin/sh", "-e"], input=script.encode(), env=env, capture_output=True, check=False)
-
-
 def test_initramfs_dracut_guest_is_regenerated_without_host_only(tmp_path):
     # a guest without initramfs-tools (the RHEL family): dracut rebuilds every initramfs with all drivers
     root = tmp_path / "root"
@@ -398,19 +400,19 @@ def test_initramfs_dracut_guest_is_regenerated_without_host_only(tmp_path):
     (bin_dir / "dracut").write_text('#!/bin/sh\necho "$@" > "%s"\necho building\n' % (tmp_path / "args"))
     (bin_dir / "dracut").chmod(0o755)
     env = dict(os.environ, VF_ROOT=str(root), PATH="%s:/usr/bin:/bin" % bin_dir)
-    proc = _run_initramfs_lines(env, tmp_path / "log")
+    proc = _run_initramfs_lines(env)
     assert proc.returncode == 0
     assert generalize.parse_output(proc.stdout.decode())[0] == ["initramfs regenerated with dracut --no-hostonly"]
     assert (tmp_path / "args").read_text() == "--no-hostonly --force --regenerate-all\n"
     # dracut failing: its output, then the failure, and nothing claimed
     (bin_dir / "dracut").write_text("#!/bin/sh\necho no space left >&2\nexit 1\n")
-    proc = _run_initramfs_lines(env, tmp_path / "log")
+    proc = _run_initramfs_lines(env)
     assert proc.returncode == 1
     assert proc.stdout.decode().splitlines() == ["no space left", "VF-FAIL: dracut"]
     # neither tool: a warning, not a failure
     (bin_dir / "dracut").unlink()
     env["PATH"] = str(bin_dir)
-    proc = _run_initramfs_lines(env, tmp_path / "log")
+    proc = _run_initramfs_lines(env)
     assert proc.returncode == 0
     assert generalize.parse_output(proc.stdout.decode())[1] == [
         "neither initramfs-tools nor dracut found: initramfs not regenerated"]
