@@ -16,6 +16,9 @@ description:
   - "Inputs: a disk image (vmdk, vhd, vhdx, raw, qcow2: C(-i disk)), an OVA package (C(-i ova)) whose
     manifest (.mf) checksums the module verifies before virt-v2v starts, a VMware C(.vmx) (C(-i vmx)), or a
     guest of another libvirt host such as Xen (C(-i libvirt -ic URI), O(src_uri) and O(src_name))."
+  - "A C(.vmx) is read first with virt-v2v's own rules for hard disks (by controller and C(deviceType)):
+    a disk entry virt-v2v would leave out of the conversion, a C(.vmx) naming no disk it reads, and a
+    missing or damaged disk file are refused before virt-v2v starts, naming the entry."
   - The source is only read. virt-v2v writes into a temporary directory inside the output directory; the
     disks are renamed into place only when the conversion succeeded, and removed again if defining the
     domain fails. An interrupted run (signal, C(async) timeout) removes its temporary directory.
@@ -156,8 +159,9 @@ attributes:
     support: full
     description: An existing domain of that name is reported unchanged (unless O(force)).
 notes:
-  - The lab tests convert an OVA (OVF + streamOptimized vmdk + SHA256 manifest) of a Debian 12 guest; under
-    software emulation that takes about 6 to 7 minutes.
+  - The lab tests convert an OVA (OVF + streamOptimized vmdk + SHA256 manifest) of a Debian 12 guest with
+    the cloud kernel, and a C(.vmx) of one with the generic kernel that first runs on a SATA disk and an
+    e1000 NIC; under software emulation those take about 5 and 8 minutes.
 requirements:
   - virt-v2v, nbdkit, libnbd-bin, libguestfs-tools, qemu-utils
 """
@@ -225,6 +229,13 @@ manifest:
   description: The OVA manifest check (ovf, manifest, files with algorithm and digest).
   returned: for an OVA with verify_manifest
   type: dict
+vmx_disks:
+  description: The hard disks of a C(.vmx) input that virt-v2v reads (C(slot) such as C(sata0:0), C(path),
+    C(file_size) in bytes, C(format), C(virtual_size)), each checked with C(qemu-img check) before virt-v2v
+    starts.
+  returned: for a .vmx input
+  type: list
+  elements: dict
 domain:
   description: The domain engine's result for the new domain (name, uuid, type, state, agent...).
   returned: when converted

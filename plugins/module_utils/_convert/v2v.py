@@ -23,7 +23,7 @@ import time
 from .._errors import VirtforgeError
 from .._validate import check_name
 from .._volume import dir_location, pool_location
-from . import ova
+from . import ova, vmx
 from .._image.common import PhaseLog
 from .common import Interrupted, conversion_environment, interruptible
 from .domain import base_params, define, fit_xml
@@ -195,6 +195,12 @@ class Converter(object):
         elif mode == "vmx":
             if not os.path.isfile(p["src"]):
                 raise VirtforgeError("%s is not a file" % p["src"], option="src")
+            # the disks virt-v2v will read: each checked like a disk image (a truncated one refused here)
+            values = vmx.read(p["src"], option="src")
+            plan["vmx_disks"] = [dict(slot=d["slot"], path=d["path"], file_size=os.path.getsize(d["path"]),
+                                      **self.check_disk_image(d["path"], None, "src"))
+                                 for d in vmx.hard_disks(p["src"], values, option="src")]
+            plan["vmx_nics"] = vmx.nics(values)
 
     def check_disk_image(self, path, fmt, option):
         """qemu-img info and check (metadata only): a truncated or damaged image is refused here,
@@ -223,6 +229,10 @@ class Converter(object):
         ext = ".qcow2" if self.params["format"] == "qcow2" else ".img"
         if plan["input"] == "disk" or not plan["inspect"]:
             return [os.path.join(location.directory, "%s-sda%s" % (self.params["name"], ext))]
+        if plan.get("vmx_disks") and len(plan["vmx_disks"]) <= 26:
+            # virt-v2v -o local names them NAME-sda, NAME-sdb... in turn
+            return [os.path.join(location.directory, "%s-sd%s%s" % (self.params["name"], chr(ord("a") + i), ext))
+                    for i in range(len(plan["vmx_disks"]))]
         return []  # known after virt-v2v; checked again before renaming
 
     # ----------------------------------------------------------------- apply
@@ -367,6 +377,9 @@ class Converter(object):
         params["disks"] = disks
         interfaces = []
         macs = p.get("macs") or []
+        # a .vmx's NICs, one for one with virt-v2v's: their static MACs, which virt-v2v does not carry over
+        vmx_nics = plan.get("vmx_nics") or []
+        vmx_nics = vmx_nics if len(vmx_nics) == len(nics) else []
         for i, nic in enumerate(nics if nics or not macs else [dict(source=None, mac=None, model=None)] * len(macs)):
             item = dict(model=p.get("nic_model") or nic.get("model") or "virtio")
             target = self.map_network(nic.get("source"), i)
@@ -375,6 +388,10 @@ class Converter(object):
                 item["mac"] = macs[i]
             elif p["keep_macs"] and nic.get("mac"):
                 item["mac"] = nic["mac"]
+            elif p["keep_macs"] and i < len(vmx_nics) and vmx_nics[i]["mac"]:
+                item["mac"] = vmx_nics[i]["mac"]
+                self.notes.append("NIC %d keeps %s, the static MAC address of the .vmx's %s (virt-v2v does not carry "
+                                  "static addresses over)" % (i, item["mac"], vmx_nics[i]["slot"]))
             interfaces.append(item)
         for i in range(len(nics), len(macs)):
             item = dict(model=p.get("nic_model") or "virtio", mac=macs[i])
@@ -438,7 +455,8 @@ class Converter(object):
         plan = self.plan()
         result = dict(changed=not plan["up_to_date"], name=self.params["name"], input=plan["input"],
                       inspect=plan["inspect"], output_directory=plan["location"].directory,
-                      manifest=plan["manifest"], disks=[], removed_devices=[], log_path=self.params.get("log_path"))
+                      manifest=plan["manifest"], vmx_disks=plan.get("vmx_disks"), disks=[], removed_devices=[],
+                      log_path=self.params.get("log_path"))
         if not plan["inspect"]:
             self.notes.append("inspect: false - disks converted with qemu-img only: no guest inspection, no "
                               "virtio driver or bootloader fix-up; the guest must already boot on the chosen buses")

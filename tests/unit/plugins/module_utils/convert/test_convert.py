@@ -10,7 +10,7 @@ import types
 
 import pytest
 
-from ansible_collections.virtforge.libvirt.plugins.module_utils._convert import blockdev, generalize, ova, v2p, v2v
+from ansible_collections.virtforge.libvirt.plugins.module_utils._convert import blockdev, generalize, ova, v2p, v2v, vmx
 from ansible_collections.virtforge.libvirt.plugins.module_utils._convert.domain import base_params, fit_xml
 from ansible_collections.virtforge.libvirt.plugins.module_utils._errors import VirtforgeError
 
@@ -639,3 +639,129 @@ def test_fit_xml_replaces_sdl_graphics_with_local_vnc():
     assert "type=\"sdl\"" not in out and "type='sdl'" not in out
     assert out.count("<graphics") == 2 and 'listen="127.0.0.1"' in out
     assert any("sdl" in r and "VNC" in r for r in removed)
+
+
+# --------------------------------------------------------------------------------------- vmx
+VMX = """.encoding = "UTF-8"
+# a VMware Workstation VM
+displayName = "web1"
+memSize = "512"
+sata0.present = "TRUE"
+sata0:0.present = "TRUE"
+sata0:0.fileName = "web1.vmdk"
+SCSI0:1.FileName = "/data/web1-data.vmdk"
+scsi0:1.deviceType = "scsi-hardDisk"
+ide1:0.deviceType = "cdrom-image"
+ide1:0.fileName = "debian.iso"
+sata0:1.present = "FALSE"
+sata0:1.fileName = "old.vmdk"
+ethernet0.virtualDev = "e1000"
+ethernet0.addressType = "generated"
+ethernet0.generatedAddress = "00:0C:29:AA:BB:01"
+ethernet2.present = "TRUE"
+ethernet2.addressType = "static"
+ethernet2.address = "00:50:56:00:00:02"
+ethernet2.generatedAddress = "00:0c:29:aa:bb:99"
+ethernet1.present = "FALSE"
+ethernet1.generatedAddress = "00:0c:29:aa:bb:98"
+ethernet10.virtualDev = "vmxnet3"
+"""
+
+
+def test_vmx_parse_is_case_blind_and_refuses_garbage():
+    values = vmx.parse(VMX)
+    assert values["scsi0:1.filename"] == "/data/web1-data.vmdk" and values["displayname"] == "web1"
+    with pytest.raises(VirtforgeError, match='line 2 is not key = "value"') as err:
+        vmx.parse('displayName = "a"\nmemSize 512\n', "/e/a.vmx")
+    assert err.value.option == "src"
+
+
+def test_vmx_disks_virt_v2v_reads():
+    read, left_out = vmx.disk_entries(vmx.parse(VMX), "/e")
+    # sorted by controller and slot; the CD-ROM and the entry with present = "FALSE" are not disks
+    assert [(d["slot"], d["path"], d["device_type"]) for d in read] == [
+        ("scsi0:1", "/data/web1-data.vmdk", "scsi-harddisk"), ("sata0:0", "/e/web1.vmdk", None)]
+    assert left_out == []
+
+
+@pytest.mark.parametrize("controller,device_type,read", [
+    # measured with virt-v2v 2.2.0: which entries it converts
+    ("ide", None, False), ("ide", "ata-hardDisk", True), ("sata", None, True), ("sata", "ata-hardDisk", False),
+    ("nvme", None, True), ("nvme", "disk", False), ("scsi", None, True), ("scsi", "disk", True),
+    ("scsi", "plainDisk", True), ("scsi", "rawDisk", True), ("scsi", "scsi-hardDisk", True),
+    ("scsi", "ata-hardDisk", False)])
+def test_vmx_rules_per_controller(controller, device_type, read):
+    text = '%s0:0.fileName = "a.vmdk"\n' % controller
+    if device_type:
+        text += '%s0:0.deviceType = "%s"\n' % (controller, device_type)
+    got_read, left_out = vmx.disk_entries(vmx.parse(text), "/e")
+    assert (len(got_read), len(left_out)) == ((1, 0) if read else (0, 1))
+
+
+def test_vmx_hard_disks_refusals(tmp_path):
+    (tmp_path / "web1.vmdk").write_bytes(b"x")
+    good = tmp_path / "good.vmx"
+    good.write_text('sata0:0.fileName = "web1.vmdk"\n')
+    assert [d["path"] for d in vmx.hard_disks(str(good), vmx.read(str(good)))] == [str(tmp_path / "web1.vmdk")]
+    cases = [
+        ('ide0:0.fileName = "web1.vmdk"\n',
+         'ide0:0 (web1.vmdk, deviceType not set) names a disk that virt-v2v would leave out',
+         'give ide0:0 deviceType = "ata-hardDisk"'),
+        ('sata0:0.fileName = "web1.vmdk"\nsata0:0.deviceType = "ata-hardDisk"\n',
+         'sata0:0 (web1.vmdk, deviceType ata-harddisk) names a disk', "give sata0:0 no deviceType line"),
+        ('ide1:0.fileName = "a.iso"\nide1:0.deviceType = "cdrom-image"\n', "names no hard disk", None),
+        ('sata0:0.fileName = "missing.vmdk"\n', "missing.vmdk, does not exist", "Copy the VM's disk files"),
+    ]
+    for text, msg, fix in cases:
+        bad = tmp_path / "bad.vmx"
+        bad.write_text(text)
+        with pytest.raises(VirtforgeError) as err:
+            vmx.hard_disks(str(bad), vmx.read(str(bad)))
+        assert msg in err.value.msg and err.value.option == "src"
+        if fix:
+            assert fix in err.value.fix
+
+
+def test_v2v_vmx_disks_checked_and_named(tmp_path):
+    (tmp_path / "a.vmdk").write_bytes(b"x")
+    (tmp_path / "b.vmdk").write_bytes(b"x")
+    src = tmp_path / "web1.vmx"
+    src.write_text('scsi0:0.fileName = "a.vmdk"\nscsi0:1.fileName = "b.vmdk"\n'
+                   'ethernet0.addressType = "static"\nethernet0.address = "00:50:56:00:00:01"\n')
+    conv = _converter(name="g", src=str(src), pool="p")
+    checked = []
+    conv.check_disk_image = lambda path, fmt, option: checked.append((path, fmt, option)) or dict(
+        format="vmdk", virtual_size=1)
+    plan = dict(input="vmx", inspect=True)
+    conv.check_source(plan)
+    assert checked == [(str(tmp_path / "a.vmdk"), None, "src"), (str(tmp_path / "b.vmdk"), None, "src")]
+    assert plan["vmx_disks"][1] == dict(slot="scsi0:1", path=str(tmp_path / "b.vmdk"), file_size=1, format="vmdk",
+                                        virtual_size=1)
+    assert plan["vmx_nics"] == [dict(slot="ethernet0", mac="00:50:56:00:00:01", static=True)]
+    location = types.SimpleNamespace(directory="/pool")
+    assert conv.planned_disks(location, plan) == ["/pool/g-sda.qcow2", "/pool/g-sdb.qcow2"]
+
+
+def test_vmx_nics_in_port_order_with_their_macs():
+    assert vmx.nics(vmx.parse(VMX)) == [
+        dict(slot="ethernet0", mac="00:0c:29:aa:bb:01", static=False),
+        dict(slot="ethernet2", mac="00:50:56:00:00:02", static=True),
+        dict(slot="ethernet10", mac=None, static=False)]
+
+
+V2V_XML_NO_MAC = V2V_XML.replace("<mac address='00:50:56:AA:BB:CC'/>", "")
+
+
+def test_domain_params_keeps_a_static_vmx_mac_virt_v2v_dropped():
+    conv = _converter(name="g", src="/e/g.vmx", pool="p", network_map=[dict(source="VM Network", network="vflab-net")])
+    nic = [dict(slot="ethernet0", mac="00:50:56:00:00:02", static=True)]
+    params = conv.domain_params(dict(v2v_xml=V2V_XML_NO_MAC, vmx_nics=nic), [("sda", "/pool/g-sda.qcow2")])
+    assert params["interfaces"] == [dict(model="virtio", network="vflab-net", mac="00:50:56:00:00:02")]
+    assert conv.notes == ["NIC 0 keeps 00:50:56:00:00:02, the static MAC address of the .vmx's ethernet0 (virt-v2v "
+                          "does not carry static addresses over)"]
+    # virt-v2v's own MAC wins; keep_macs: false and a NIC count that does not match take nothing from the .vmx
+    for xml, kw, vmx_nics in [(V2V_XML, {}, nic), (V2V_XML_NO_MAC, dict(keep_macs=False), nic),
+                              (V2V_XML_NO_MAC, {}, nic * 2)]:
+        conv = _converter(name="g", src="/e/g.vmx", pool="p", default_network="vflab-net", **kw)
+        params = conv.domain_params(dict(v2v_xml=xml, vmx_nics=vmx_nics), [("sda", "/pool/g-sda.qcow2")])
+        assert params["interfaces"][0].get("mac") in ("00:50:56:aa:bb:cc", None) and conv.notes == []
