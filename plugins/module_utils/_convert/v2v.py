@@ -378,6 +378,7 @@ class Converter(object):
         interfaces = []
         macs = p.get("macs") or []
         # a .vmx's NICs, one for one with virt-v2v's: their static MACs, which virt-v2v does not carry over
+        # (it reads only generatedAddress, even where addressType is static)
         vmx_nics = plan.get("vmx_nics") or []
         vmx_nics = vmx_nics if len(vmx_nics) == len(nics) else []
         for i, nic in enumerate(nics if nics or not macs else [dict(source=None, mac=None, model=None)] * len(macs)):
@@ -386,12 +387,15 @@ class Converter(object):
             item.update(target)
             if i < len(macs):
                 item["mac"] = macs[i]
+            elif p["keep_macs"] and i < len(vmx_nics) and vmx_nics[i]["static"] and vmx_nics[i]["mac"]:
+                item["mac"] = vmx_nics[i]["mac"]
+                if nic.get("mac") != item["mac"]:
+                    self.notes.append("NIC %d keeps %s, the static MAC address of the .vmx's %s (%s)" % (
+                        i, item["mac"], vmx_nics[i]["slot"],
+                        "virt-v2v gave it %s, a leftover generatedAddress" % nic["mac"] if nic.get("mac")
+                        else "virt-v2v does not carry static addresses over"))
             elif p["keep_macs"] and nic.get("mac"):
                 item["mac"] = nic["mac"]
-            elif p["keep_macs"] and i < len(vmx_nics) and vmx_nics[i]["mac"]:
-                item["mac"] = vmx_nics[i]["mac"]
-                self.notes.append("NIC %d keeps %s, the static MAC address of the .vmx's %s (virt-v2v does not carry "
-                                  "static addresses over)" % (i, item["mac"], vmx_nics[i]["slot"]))
             interfaces.append(item)
         for i in range(len(nics), len(macs)):
             item = dict(model=p.get("nic_model") or "virtio", mac=macs[i])

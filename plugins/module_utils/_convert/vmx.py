@@ -32,14 +32,14 @@ _FIX_TYPE = {"ide": 'deviceType = "ata-hardDisk"', "sata": "no deviceType line",
              "nvme": "no deviceType line", "scsi": 'deviceType = "scsi-hardDisk"'}
 
 _SLOT = re.compile(r"^(ide|sata|scsi|nvme)(\d+):(\d+)$")
-_LINE = re.compile(r'^([A-Za-z0-9_.:\-]+)\s*=\s*"(.*)"\s*$')
+_LINE = re.compile(r'^([A-Za-z0-9_.:\-]+)\s*=\s*(?:"(.*)"|([^"\s]\S*))\s*$')
 _ETHERNET = re.compile(r"^ethernet(\d+)\.")
 _CONTROLLER_ORDER = ("scsi", "sata", "ide", "nvme")
 
 
 def parse(text, path="the .vmx", option="src"):
-    """The key = "value" lines of a .vmx -> {lower-case key: value}. Comments and blank lines are
-    skipped; any other line is refused with its number."""
+    """The key = "value" lines of a .vmx -> {lower-case key: value} (a value without quotes is taken
+    too). Comments and blank lines are skipped; any other line is refused with its number."""
     values = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -49,7 +49,7 @@ def parse(text, path="the .vmx", option="src"):
         if not match:
             raise VirtforgeError('%s line %d is not key = "value": %r' % (path, number, line[:120]),
                                  option=option, fix="Give the VM's .vmx file as exported by VMware")
-        values[match.group(1).lower()] = match.group(2)
+        values[match.group(1).lower()] = match.group(2) if match.group(2) is not None else match.group(3)
     return values
 
 

@@ -671,6 +671,7 @@ ethernet10.virtualDev = "vmxnet3"
 def test_vmx_parse_is_case_blind_and_refuses_garbage():
     values = vmx.parse(VMX)
     assert values["scsi0:1.filename"] == "/data/web1-data.vmdk" and values["displayname"] == "web1"
+    assert vmx.parse('memSize = 512\ndisplayName = ""\n') == {"memsize": "512", "displayname": ""}
     with pytest.raises(VirtforgeError, match='line 2 is not key = "value"') as err:
         vmx.parse('displayName = "a"\nmemSize 512\n', "/e/a.vmx")
     assert err.value.option == "src"
@@ -759,9 +760,16 @@ def test_domain_params_keeps_a_static_vmx_mac_virt_v2v_dropped():
     assert params["interfaces"] == [dict(model="virtio", network="vflab-net", mac="00:50:56:00:00:02")]
     assert conv.notes == ["NIC 0 keeps 00:50:56:00:00:02, the static MAC address of the .vmx's ethernet0 (virt-v2v "
                           "does not carry static addresses over)"]
-    # virt-v2v's own MAC wins; keep_macs: false and a NIC count that does not match take nothing from the .vmx
-    for xml, kw, vmx_nics in [(V2V_XML, {}, nic), (V2V_XML_NO_MAC, dict(keep_macs=False), nic),
-                              (V2V_XML_NO_MAC, {}, nic * 2)]:
+    # a static address wins over a leftover generatedAddress that virt-v2v carried over
+    conv = _converter(name="g", src="/e/g.vmx", pool="p", default_network="vflab-net")
+    params = conv.domain_params(dict(v2v_xml=V2V_XML, vmx_nics=nic), [("sda", "/pool/g-sda.qcow2")])
+    assert params["interfaces"][0]["mac"] == "00:50:56:00:00:02"
+    assert conv.notes == ["NIC 0 keeps 00:50:56:00:00:02, the static MAC address of the .vmx's ethernet0 (virt-v2v "
+                          "gave it 00:50:56:aa:bb:cc, a leftover generatedAddress)"]
+    # a generated MAC is virt-v2v's; keep_macs: false and a NIC count that does not match take nothing from the .vmx
+    generated = [dict(nic[0], static=False)]
+    for xml, kw, vmx_nics in [(V2V_XML, {}, generated), (V2V_XML_NO_MAC, {}, generated),
+                              (V2V_XML_NO_MAC, dict(keep_macs=False), nic), (V2V_XML_NO_MAC, {}, nic * 2)]:
         conv = _converter(name="g", src="/e/g.vmx", pool="p", default_network="vflab-net", **kw)
         params = conv.domain_params(dict(v2v_xml=xml, vmx_nics=vmx_nics), [("sda", "/pool/g-sda.qcow2")])
         assert params["interfaces"][0].get("mac") in ("00:50:56:aa:bb:cc", None) and conv.notes == []
