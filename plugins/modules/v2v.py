@@ -181,6 +181,20 @@ EXAMPLES = r"""
   async: 7200
   poll: 30
 
+- name: A VMware VM from its .vmx, its disk files beside it (a static MAC is kept)
+  virtforge.libvirt.v2v:
+    name: legacy1
+    src: /srv/export/legacy1/legacy1.vmx
+    pool: default
+    network_map:
+      - source: VM Network
+        network: default
+    state: running
+    wait_for: [agent]
+  register: legacy1
+  async: 7200
+  poll: 30
+
 - name: A Hyper-V disk
   virtforge.libvirt.v2v:
     name: app2
