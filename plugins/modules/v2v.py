@@ -181,17 +181,14 @@ EXAMPLES = r"""
   async: 7200
   poll: 30
 
-- name: A VMware VM from its .vmx, its disk files beside it (a static MAC is kept)
+- name: A VMware VM from its .vmx (its disk files beside it), its NIC on a host bridge
   virtforge.libvirt.v2v:
     name: legacy1
     src: /srv/export/legacy1/legacy1.vmx
-    pool: default
+    directory: /var/lib/libvirt/images
     network_map:
       - source: VM Network
-        network: default
-    state: running
-    wait_for: [agent]
-  register: legacy1
+        bridge: br0
   async: 7200
   poll: 30
 

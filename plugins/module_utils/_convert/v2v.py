@@ -23,6 +23,7 @@ import time
 from .._errors import VirtforgeError
 from .._validate import check_name
 from .._volume import dir_location, pool_location
+from .._domain.devices import _dev_name
 from . import ova, vmx
 from .._image.common import PhaseLog
 from .common import Interrupted, conversion_environment, interruptible
@@ -229,9 +230,9 @@ class Converter(object):
         ext = ".qcow2" if self.params["format"] == "qcow2" else ".img"
         if plan["input"] == "disk" or not plan["inspect"]:
             return [os.path.join(location.directory, "%s-sda%s" % (self.params["name"], ext))]
-        if plan.get("vmx_disks") and len(plan["vmx_disks"]) <= 26:
+        if plan.get("vmx_disks"):
             # virt-v2v -o local names them NAME-sda, NAME-sdb... in turn
-            return [os.path.join(location.directory, "%s-sd%s%s" % (self.params["name"], chr(ord("a") + i), ext))
+            return [os.path.join(location.directory, "%s-%s%s" % (self.params["name"], _dev_name("sd", i), ext))
                     for i in range(len(plan["vmx_disks"]))]
         return []  # known after virt-v2v; checked again before renaming
 

@@ -53,6 +53,16 @@ def parse(text, path="the .vmx", option="src"):
     return values
 
 
+def _present(values, slot):
+    """VMware (and virt-v2v) skip a device marked present = "FALSE"."""
+    return values.get(slot + ".present", "").lower() != "false"
+
+
+def _slot_order(entry):
+    match = _SLOT.match(entry["slot"])
+    return _CONTROLLER_ORDER.index(match.group(1)), int(match.group(2)), int(match.group(3))
+
+
 def disk_entries(values, vmx_dir):
     """(read, left_out): the hard disks virt-v2v reads and the entries that name a .vmdk file but that
     it would leave out, each sorted by controller and slot. Each is dict(slot, controller, device_type,
@@ -65,24 +75,19 @@ def disk_entries(values, vmx_dir):
         match = _SLOT.match(slot)
         if not match:
             continue
-        if values.get(slot + ".present", "").lower() == "false":
+        if not _present(values, slot):
             continue
         controller = match.group(1)
         device_type = values.get(slot + ".devicetype")
         device_type = device_type.lower() if device_type is not None else None
         filename = values[key]
         entry = dict(slot=slot, controller=controller, device_type=device_type,
-                     path=os.path.normpath(os.path.join(vmx_dir, filename)),
-                     order=(_CONTROLLER_ORDER.index(controller), int(match.group(2)), int(match.group(3))))
+                     path=os.path.normpath(os.path.join(vmx_dir, filename)))
         if device_type in HARD_DISK_TYPES[controller]:
             read.append(entry)
         elif filename.lower().endswith(".vmdk"):
             left_out.append(entry)
-    read.sort(key=lambda e: e["order"])
-    left_out.sort(key=lambda e: e["order"])
-    for entry in read + left_out:
-        del entry["order"]
-    return read, left_out
+    return sorted(read, key=_slot_order), sorted(left_out, key=_slot_order)
 
 
 def read(path, option="src"):
@@ -103,7 +108,7 @@ def nics(values):
     out = []
     for port in sorted(ports):
         slot = "ethernet%d" % port
-        if values.get(slot + ".present", "").lower() == "false":
+        if not _present(values, slot):
             continue
         static = values.get(slot + ".addresstype", "").lower() == "static"
         mac = values.get(slot + (".address" if static else ".generatedaddress"))
